@@ -1,0 +1,208 @@
+"""Audit event kinds of Masker Audit Schema v1 (SPEC §6) and their strict validation.
+
+Every kind has a closed set of fields, expressed as JSON Schema (draft 2020-12) and checked with ``jsonschema``.
+Nothing free-form is accepted: strings are enums or short identifier-like codes, so a transcript, an original
+value or a token cannot be smuggled into the log. Error messages name the field and the rule, never the value.
+"""
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from masker.errors import ValidationFailed
+
+SCHEMA_VERSION = 1
+ZERO_HASH = "0" * 64
+
+# SPEC §5: canonical entity kinds.
+ENTITY_KINDS = (
+    "NAME", "ADDRESS", "ZIP", "DOB", "DATE", "AGE", "PHONE", "FAX", "EMAIL", "SSN", "MRN", "HEALTH_PLAN_ID",
+    "ACCOUNT", "CREDIT_CARD", "LICENSE", "VIN", "LICENSE_PLATE", "DEVICE_ID", "URL", "IP_ADDRESS", "OTHER_ID",
+)  # fmt: skip
+ACTIONS = ("tokenize", "redact", "passthrough")
+TOKEN_KINDS = ("MSKV1", "MSK1", "REDACTED")
+PASSES = ("regex", "ner", "diarize")
+HOPS = ("stt", "llm", "tts", "telephony")
+END_STATUSES = ("ok", "error", "partial")
+
+TS_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z$"
+HEX64 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+CODE = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"}  # reasons: snake_case codes, never prose
+NAME_LIKE = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$"}  # vendors, models, kids
+TURN = {"type": "integer", "minimum": 0, "maximum": 1_000_000}
+ENTITY = {"enum": list(ENTITY_KINDS)}
+COUNT = {"type": "integer", "minimum": 0, "maximum": 2**53 - 1}
+
+KIND_FIELDS: dict[str, dict[str, Any]] = {
+    "session.started": {
+        "agent_id": {"type": "string", "pattern": "^agt_[0-9A-HJKMNP-TV-Z]{26}$"},
+        "platform": NAME_LIKE,
+        "upstream_model": NAME_LIKE,
+        "policy": {
+            "type": "object",
+            "properties": {
+                "name": NAME_LIKE,
+                "version": {"type": "integer", "minimum": 1},
+                "sha256": HEX64,
+            },
+            "required": ["name", "version", "sha256"],
+            "additionalProperties": False,
+        },
+    },
+    "phi.redacted": {
+        "turn": TURN,
+        "pass": {"enum": list(PASSES)},
+        "entity_kind": ENTITY,
+        "span": {
+            "type": "array",
+            "prefixItems": [COUNT, COUNT],
+            "items": False,
+            "minItems": 2,
+            "maxItems": 2,
+        },
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        "action": {"enum": list(ACTIONS)},
+        "token_kind": {"enum": list(TOKEN_KINDS)},
+        "kid": NAME_LIKE,
+    },
+    "phi.rehydrated": {"turn": TURN, "entity_kind": ENTITY, "token_kind": {"enum": list(TOKEN_KINDS)}},
+    "phi.rehydration_failed": {"turn": TURN, "entity_kind": ENTITY, "reason": CODE},
+    "leak.detected": {"turn": TURN, "entity_kind": ENTITY, "stage": {"enum": ["egress", "response"]}},
+    "pci.card_detected": {
+        "turn": TURN,
+        "luhn_valid": {"type": "boolean"},
+        "masked_before_egress": {"type": "boolean"},
+        "action": {"enum": list(ACTIONS)},
+    },
+    "egress.forwarded": {
+        "turn": TURN,
+        "hop": {"enum": list(HOPS)},
+        "vendor": NAME_LIKE,
+        "baa": {"type": "boolean"},
+        "retention_days": {"type": "integer", "minimum": 0, "maximum": 36500},
+    },
+    "payload.persisted": {"what": {"enum": ["request", "masked", "response"]}, "encrypted": {"type": "boolean"}},
+    "detection.degraded": {"turn": TURN, "reason": CODE},
+    "session.ended": {"status": {"enum": list(END_STATUSES)}, "duration_ms": COUNT},
+}
+# Optional fields per kind; every other listed field is required.
+OPTIONAL_FIELDS = {"phi.redacted": {"confidence"}}
+# Written by the service itself (session start and end), never accepted from a client batch.
+SERVER_KINDS = frozenset({"session.started", "session.ended"})
+EVENT_KINDS = tuple(KIND_FIELDS)
+
+COMMON_FIELDS: dict[str, Any] = {
+    "v": {"const": SCHEMA_VERSION},
+    "id": {"type": "string", "pattern": "^evt_[0-9A-HJKMNP-TV-Z]{26}$"},
+    "session_id": {"type": "string", "pattern": "^sess_[0-9A-HJKMNP-TV-Z]{26}$"},
+    "seq": COUNT,
+    "ts": {"type": "string", "pattern": TS_PATTERN},
+    "kind": {"enum": list(EVENT_KINDS)},
+    "prev_hash": HEX64,
+}
+CLIENT_COMMON = ("kind", "ts")  # a client sends these; the server assigns v, id, session_id, seq, prev_hash
+
+
+def _object_schema(kind: str, common: Iterable[str]) -> dict[str, Any]:
+    fields = KIND_FIELDS[kind]
+    properties = {name: COMMON_FIELDS[name] for name in common} | fields
+    required = [*common, *(f for f in fields if f not in OPTIONAL_FIELDS.get(kind, ()))]
+    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+
+
+def stored_event_schema(kind: str) -> dict[str, Any]:
+    """JSON Schema of a stored event of ``kind`` (all common fields, including ``prev_hash``)."""
+    return _object_schema(kind, COMMON_FIELDS)
+
+
+def input_event_schema(kind: str) -> dict[str, Any]:
+    """JSON Schema of an event as a client submits it (``kind``, ``ts`` and the kind's fields)."""
+    return _object_schema(kind, CLIENT_COMMON)
+
+
+_INPUT_VALIDATORS = {kind: Draft202012Validator(input_event_schema(kind)) for kind in EVENT_KINDS}
+_SAFE_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def _describe(error) -> tuple[str, str]:
+    """(field, message) for one jsonschema error, without echoing the submitted value."""
+    path = ".".join(str(p) for p in error.absolute_path)
+    rule = error.validator
+    if rule == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        name = extra[0] if extra and _SAFE_FIELD.match(str(extra[0])) else "<unexpected field>"
+        field = f"{path}.{name}" if path else name
+        return field, "unknown field: not part of this event kind"
+    if rule == "required":
+        missing = [f for f in error.validator_value if f not in error.instance]
+        field = missing[0] if missing else path
+        return (f"{path}.{field}" if path else field), "required field is missing"
+    messages = {
+        "type": f"must be of type {error.validator_value}",
+        "enum": "must be one of: " + ", ".join(map(str, error.validator_value)),
+        "const": f"must be {error.validator_value}",
+        "pattern": "has an invalid format",
+        "minimum": f"must be >= {error.validator_value}",
+        "maximum": f"must be <= {error.validator_value}",
+        "minItems": f"must have at least {error.validator_value} items",
+        "maxItems": f"must have at most {error.validator_value} items",
+        "items": "has too many items",
+        "false": "is not allowed",
+    }
+    return path or "<event>", messages.get(rule, f"fails the '{rule}' rule")
+
+
+def event_errors(event: object, *, allow_server_kinds: bool = False) -> list[dict[str, str]]:
+    """Every problem with one submitted event, as ``[{"field", "message"}]`` (empty when valid)."""
+    if not isinstance(event, Mapping):
+        return [{"field": "<event>", "message": "must be an object"}]
+    kind = event.get("kind")
+    if kind not in KIND_FIELDS:
+        if "kind" not in event:
+            return [{"field": "kind", "message": "required field is missing"}]
+        return [{"field": "kind", "message": "unknown event kind; must be one of: " + ", ".join(EVENT_KINDS)}]
+    if kind in SERVER_KINDS and not allow_server_kinds:
+        return [{"field": "kind", "message": f"'{kind}' is written by the service, not submitted in a batch"}]
+    errors = []
+    for error in sorted(_INPUT_VALIDATORS[kind].iter_errors(event), key=lambda e: list(e.absolute_path)):
+        field, message = _describe(error)
+        errors.append({"field": field, "message": message})
+    span = event.get("span")
+    if kind == "phi.redacted" and not errors and span[0] > span[1]:
+        errors.append({"field": "span", "message": "start must not exceed end"})
+    return errors
+
+
+def validate_events(events: object, *, max_events: int = 1000, allow_server_kinds: bool = False) -> list[dict]:
+    """Check a whole batch; raise ``ValidationFailed`` naming every bad index and field. Returns the batch."""
+    if not isinstance(events, list) or not events:
+        raise ValidationFailed("'events' must be a non-empty list.", details={"field": "events"})
+    if len(events) > max_events:
+        raise ValidationFailed(f"A batch holds at most {max_events} events.", details={"field": "events"})
+    problems = []
+    for index, event in enumerate(events):
+        for problem in event_errors(event, allow_server_kinds=allow_server_kinds):
+            problems.append({"index": index, **problem})
+    if problems:
+        raise ValidationFailed(
+            f"{len({p['index'] for p in problems})} event(s) in the batch are invalid; nothing was written.",
+            details={"events": problems},
+        )
+    return events
+
+
+def event_alert(kind: str, fields: Mapping[str, Any]) -> str | None:
+    """The alert an event raises for a compliance reviewer, or None. One definition for counters and reports."""
+    if kind == "phi.rehydration_failed":
+        return "rehydration_failed"
+    if kind == "leak.detected":
+        return "leak_detected"
+    if kind == "egress.forwarded" and not fields.get("baa"):
+        return "non_baa_egress"
+    if kind == "pci.card_detected" and not fields.get("masked_before_egress"):
+        return "card_not_masked"
+    if kind == "detection.degraded":
+        return "detection_degraded"
+    return None

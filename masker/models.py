@@ -1,0 +1,99 @@
+"""Tenancy: accounts, memberships of users in an account, and scoped API tokens (SPEC §3)."""
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from masker.ids import id_factory
+
+
+class Account(models.Model):
+    """A tenant: owns agents, policies, sessions and API tokens."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=id_factory("acc"), editable=False)
+    name = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
+
+
+class Membership(models.Model):
+    """A user's membership of exactly one account, with a role."""
+
+    class Role(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        VIEWER = "viewer", "Viewer"
+
+    id = models.CharField(primary_key=True, max_length=40, default=id_factory("usr"), editable=False)
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+
+    def __str__(self) -> str:
+        return f"{self.id} in {self.account_id} ({self.role})"
+
+
+def account_of(user) -> Account | None:
+    """The account a user belongs to, or None (a user without membership sees nothing)."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    membership = getattr(user, "membership", None)
+    return membership.account if membership else None
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiToken(models.Model):
+    """A bearer token ``mk_<secret>`` for the proxy and scripts. Only a SHA-256 of the secret is stored.
+
+    The secret has 256 bits of entropy, so a fast hash is the right choice (a slow KDF protects low-entropy
+    passwords, not random keys) and lets every API call authenticate in one indexed lookup.
+    """
+
+    SCOPES = ("events:write", "sessions:read", "reports:read")
+
+    id = models.CharField(primary_key=True, max_length=40, default=id_factory("key"), editable=False)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="api_tokens")
+    name = models.CharField(max_length=200, blank=True)
+    secret_sha256 = models.CharField(max_length=64, unique=True, editable=False)
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"{self.id} ({', '.join(self.scopes)})"
+
+    @staticmethod
+    def hash_secret(secret: str) -> str:
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, *, account: Account, scopes: list[str], name: str = "") -> tuple["ApiToken", str]:
+        """Create a token; returns it with its secret, which is shown once and never stored."""
+        unknown = sorted(set(scopes) - set(cls.SCOPES))
+        if unknown or not scopes:
+            raise ValueError(f"scopes must be a non-empty subset of {cls.SCOPES}, got unknown {unknown}")
+        secret = "mk_" + secrets.token_urlsafe(32)
+        token = cls.objects.create(
+            account=account, name=name, scopes=sorted(set(scopes)), secret_sha256=cls.hash_secret(secret)
+        )
+        return token, secret
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def revoke(self, *, now=None) -> None:
+        if self.revoked_at is None:
+            self.revoked_at = now or timezone.now()
+            self.save(update_fields=["revoked_at"])

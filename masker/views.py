@@ -1,0 +1,107 @@
+"""Site-wide handlers: the API's auth endpoints and the 404/500 pages (JSON under /api/, HTML elsewhere)."""
+
+from django.contrib.auth import authenticate, login, logout
+from django.shortcuts import render
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, throttling
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from masker.auth import HasScope, TokenUser, request_account
+from masker.errors import Unauthenticated, ValidationFailed, json_error
+from masker.schema import error_responses
+
+
+def not_found(request, exception=None):
+    if request.path.startswith("/api/"):
+        return json_error(404, "not_found", "Not found.")
+    return render(request, "404.html", status=404)
+
+
+def server_error(request):
+    if request.path.startswith("/api/"):
+        return json_error(500, "internal_error", "Internal error.")
+    return render(request, "500.html", status=500)
+
+
+class LoginThrottle(throttling.AnonRateThrottle):
+    scope = "login"
+
+
+class LoginSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(max_length=256, trim_whitespace=False)
+
+
+class LoginView(APIView):
+    """Exchange email + password for the ``masker_session`` cookie."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = [LoginThrottle]
+
+    @extend_schema(
+        operation_id="auth_login",
+        request=LoginSerializer,
+        responses={204: OpenApiResponse(description="Logged in; the masker_session cookie is set.")}
+        | error_responses(400, 401, 429),
+        auth=[],
+        tags=["auth"],
+    )
+    def post(self, request):
+        serializer = LoginSerializer(data=request.data)
+        if not serializer.is_valid():
+            raise ValidationFailed(details={"fields": serializer.errors})
+        user = authenticate(
+            request, username=serializer.validated_data["email"].lower(),
+            password=serializer.validated_data["password"],
+        )  # fmt: skip
+        if user is None or not user.is_active:
+            raise Unauthenticated("Wrong email or password.")
+        login(request, user)
+        return Response(status=204)
+
+
+class LogoutView(APIView):
+    """End the cookie session. Idempotent: logging out twice is still a 204."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="auth_logout",
+        request=None,
+        responses={204: OpenApiResponse(description="Logged out.")},
+        auth=[],
+        tags=["auth"],
+    )
+    def post(self, request):
+        logout(request)
+        return Response(status=204)
+
+
+class MeSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["user", "token"])
+    id = serializers.CharField()
+    email = serializers.EmailField(required=False)
+    role = serializers.CharField(required=False)
+    scopes = serializers.ListField(child=serializers.CharField(), required=False)
+    account = inline_serializer("MeAccount", {"id": serializers.CharField(), "name": serializers.CharField()})
+
+
+class MeView(APIView):
+    """Who is calling: the signed-in user (or the API token) and its account."""
+
+    permission_classes = [HasScope]
+
+    @extend_schema(operation_id="me", responses={200: MeSerializer} | error_responses(401, 403), tags=["auth"])
+    def get(self, request):
+        account = request_account(request)
+        user = request.user
+        if isinstance(user, TokenUser):
+            body = {"kind": "token", "id": user.token.id, "scopes": user.token.scopes}
+        else:
+            body = {"kind": "user", "id": user.membership.id, "email": user.email, "role": user.membership.role}
+        body["account"] = {"id": account.id, "name": account.name}
+        return Response(body)

@@ -1,0 +1,108 @@
+"""The test cast: Alice of Acme Health and Bob of Globex Clinic, built with explicit ORM calls."""
+
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+
+from audit import triggers
+from audit.models import Agent, AuditEvent, Policy
+from masker.models import Account, Membership
+
+POLICY_YAML = """\
+name: healthcare-default
+version: 3
+kid: K_HEALTHCARE
+tokenization: vault-deterministic
+passes: [regex, ner]
+media: text
+entities:
+  NAME:  {enabled: true, ner: true, regex: false, confidence_threshold: 0.7, action: tokenize}
+  PHONE: {enabled: true, action: tokenize}
+  DOB:   {enabled: true, action: tokenize}
+  IP_ADDRESS: {enabled: true, action: redact}
+audit: {log_payloads: false, retention_days: 2555}
+"""
+
+T0 = datetime(2026, 5, 3, 21, 14, 30, tzinfo=UTC)
+
+
+def _member(email: str, account: Account, role: str = "admin"):
+    user = get_user_model().objects.create_user(username=email, email=email, password="pw-" + email)
+    Membership.objects.create(user=user, account=account, role=role)
+    return user
+
+
+@pytest.fixture
+def acme(db):
+    return Account.objects.create(name="Acme Health")
+
+
+@pytest.fixture
+def globex(db):
+    return Account.objects.create(name="Globex Clinic")
+
+
+@pytest.fixture
+def alice(acme):
+    return _member("alice@acme.test", acme)
+
+
+@pytest.fixture
+def bob(globex):
+    return _member("bob@globex.test", globex)
+
+
+@pytest.fixture
+def policy(acme):
+    return Policy.objects.create(account=acme, name="healthcare-default", version=3, yaml_text=POLICY_YAML)
+
+
+@pytest.fixture
+def agent(acme, policy):
+    return Agent.objects.create(
+        account=acme, name="Intake line", platform="vapi", upstream_model="openai:gpt-4o-mini", policy=policy
+    )
+
+
+@pytest.fixture
+def globex_agent(globex):
+    policy = Policy.objects.create(account=globex, name="healthcare-default", version=3, yaml_text=POLICY_YAML)
+    return Agent.objects.create(account=globex, name="Front desk", platform="retell", upstream_model="m", policy=policy)
+
+
+@contextmanager
+def append_only_guard_lifted():
+    """Remove the database's append-only triggers for the duration (tests only: tampering, flushing)."""
+    triggers.remove(connection)
+    try:
+        yield
+    finally:
+        triggers.install(connection)
+
+
+def wipe_audit_events() -> None:
+    """Empty the event table through the lifted guard, so a transactional test's flush finds nothing to refuse."""
+    with append_only_guard_lifted(), connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {AuditEvent._meta.db_table}")
+
+
+@pytest.fixture
+def live_db(transactional_db):
+    """``transactional_db`` whose teardown first empties the append-only event table (SPEC §9)."""
+    yield
+    wipe_audit_events()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``postgres_only`` are skipped, with the reason, on SQLite; .ci/run runs the suite on both."""
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL; .ci/run runs this suite against PostgreSQL too")
+    for item in items:
+        if "postgres_only" in item.keywords:
+            item.add_marker(skip)

@@ -1,0 +1,13 @@
+"""Test settings: the real settings, with a fast password hasher and a throwaway signing-key directory."""
+
+import os
+import tempfile
+
+os.environ.setdefault("MASKER_SECRET_KEY", "test-only-secret-key")
+os.environ.setdefault("MASKER_KEYS_DIR", tempfile.mkdtemp(prefix="masker-test-keys-"))
+os.environ.setdefault("MASKER_CREATE_DEV_KEY", "1")
+
+from masker.settings import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
