@@ -28,7 +28,6 @@ from audit.verify import (
     verify_consistency,
     verify_inclusion,
 )
-from audit.verify import _NODE_HASHER as _NODE_HASHER  # private fast path, same prefix as node_hash
 
 __all__ = [
     "EMPTY_ROOT",
@@ -53,22 +52,17 @@ def _subtree_hash(leaf_hashes: Sequence[bytes], lo: int, hi: int) -> bytes:
 
     Reduces level by level, pairing neighbours and promoting a lone last node. That yields the same tree as
     RFC 6962's recursive split (both are the left-balanced tree; the tests cross-check it against a literal
-    recursive MTH), but runs the hashing in a list comprehension instead of one Python call frame per node,
-    which is several times faster at 1M leaves.
+    recursive MTH), with no recursion and the per-level loop in C (``map``), so the cost is the n - 1 SHA-256
+    calls and little else.
     """
     level = list(leaf_hashes[lo:hi])
-    copy = _NODE_HASHER.copy
     while len(level) > 1:
-        nxt = []
-        push = nxt.append
-        it = iter(level)
-        for left, right in zip(it, it):
-            h = copy()
-            h.update(left)
-            h.update(right)
-            push(h.digest())
+        pairs = iter(level)
+        # map() over the same iterator twice consumes it pairwise: (0, 1), (2, 3), ...; a lone last node is
+        # left over and promoted unchanged (RFC 6962 never duplicates it).
+        nxt = list(map(node_hash, pairs, pairs))
         if len(level) & 1:
-            push(level[-1])
+            nxt.append(level[-1])
         level = nxt
     return level[0]
 

@@ -156,7 +156,6 @@ class MerkleAccumulator:
         return accumulator
 
 
-
 def merkle_root(leaf_hashes: Iterable[bytes]) -> bytes:
     """Return the RFC 6962 Merkle Tree Hash over 32-byte leaf hashes in order (``EMPTY_ROOT`` if empty).
 
