@@ -4,7 +4,8 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
-from audit.chain import AuditChainBroken, verify_chain
+from audit.chain import verify_chain
+from audit.errors import AuditChainBroken
 from audit.models import Agent, AuditEvent, Policy, Session
 
 

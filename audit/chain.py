@@ -13,27 +13,14 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from audit.canonical import canonical_bytes
+from audit.errors import AuditChainBroken, SessionEnded
 from audit.events import SCHEMA_VERSION, ZERO_HASH, event_alert, validate_events
 from audit.merkle import MerkleAccumulator
 from audit.models import Agent, AuditEvent, Session
 from audit.signing import sign_object
-from masker.errors import ApiError
 from masker.ids import new_id
 
 APPEND_RETRIES = 5
-
-
-class SessionEnded(ApiError):
-    status, code, message = 409, "session_ended", "The session has ended and is sealed; no more events."
-
-
-class AuditChainBroken(ApiError):
-    status, code, message = 409, "audit_chain_broken", "The session's audit chain does not verify."
-
-    def __init__(self, seq: int, reason: str):
-        super().__init__(f"The audit chain does not verify at seq {seq}: {reason}.", details={"seq": seq})
-        self.seq = seq
-        self.reason = reason
 
 
 def format_ts(moment: datetime) -> str:

@@ -4,8 +4,10 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from audit.errors import AgentNotFound, SessionNotFound
 from audit.events import ZERO_HASH
 from audit.policy import parse_policy, policy_sha256
+from masker.errors import NotFound
 from masker.ids import id_factory, is_valid_id
 from masker.models import Account
 
@@ -17,11 +19,15 @@ class TenantQuerySet(models.QuerySet):
             return self.none()
         return self.filter(account=account)
 
-    def get_visible(self, account: Account | None, public_id: str, prefix: str):
-        """One row by public id, scoped to the account; malformed ids are answered like unknown ones."""
-        if not is_valid_id(prefix, public_id):
-            raise self.model.DoesNotExist
-        return self.visible_to(account).get(pk=public_id)
+    def get_visible(self, account: Account | None, public_id: str):
+        """One row by public id, scoped to the account; raises the model's not-found error (a 404 with its code)
+        for unknown, malformed and other accounts' ids alike, so ids do not leak."""
+        model = self.model
+        if is_valid_id(model.ID_PREFIX, public_id):
+            found = self.visible_to(account).filter(pk=public_id).first()
+            if found is not None:
+                return found
+        raise model.NotFound()
 
 
 class Policy(models.Model):
@@ -36,6 +42,7 @@ class Policy(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = TenantQuerySet.as_manager()
+    ID_PREFIX, NotFound = "pol", NotFound
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "name", "version"], name="policy_version_unique")]
@@ -44,16 +51,6 @@ class Policy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"
-
-    def clean(self) -> None:
-        from masker.errors import ValidationFailed
-
-        try:
-            doc = parse_policy(self.yaml_text)
-        except ValidationFailed as exc:
-            raise ValidationError({"yaml_text": exc.message}) from None
-        if (doc.name, doc.version) != (self.name, self.version):
-            raise ValidationError({"yaml_text": "name and version in the YAML must match the policy's"})
 
     def save(self, *args, **kwargs):
         if not self._state.adding:
@@ -65,6 +62,16 @@ class Policy(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValidationError("Policies are immutable and kept as evidence.")
+
+    def clean(self) -> None:
+        from masker.errors import ValidationFailed
+
+        try:
+            doc = parse_policy(self.yaml_text)
+        except ValidationFailed as exc:
+            raise ValidationError({"yaml_text": exc.message}) from None
+        if (doc.name, doc.version) != (self.name, self.version):
+            raise ValidationError({"yaml_text": "name and version in the YAML must match the policy's"})
 
 
 class Agent(models.Model):
@@ -79,6 +86,7 @@ class Agent(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = TenantQuerySet.as_manager()
+    ID_PREFIX, NotFound = "agt", AgentNotFound
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "name"], name="agent_name_unique")]
@@ -129,6 +137,7 @@ class Session(models.Model):
     seal = models.JSONField(null=True, blank=True)  # {"session_id","tree_size","merkle_root_hex",...,"signature"}
 
     objects = SessionQuerySet.as_manager()
+    ID_PREFIX, NotFound = "sess", SessionNotFound
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["agent", "external_ref"], name="session_ref_unique")]

@@ -8,6 +8,7 @@ The key id is ``ed25519-`` plus the first 16 hex digits of SHA-256 over the raw 
 """
 
 import base64
+import contextlib
 import hashlib
 import os
 from dataclasses import dataclass
@@ -71,10 +72,8 @@ def current_key() -> SigningKey:
         if not path.exists():
             if not (settings.DEBUG or os.environ.get("MASKER_CREATE_DEV_KEY") == "1"):
                 raise ImproperlyConfigured(f"No signing key: set MASKER_SIGNING_KEY or create {path}")
-            try:
+            with contextlib.suppress(FileExistsError):  # another process created it first
                 _create_dev_key(path)
-            except FileExistsError:
-                pass  # another process created it first
         pem = path.read_bytes()
     private_key = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(private_key, Ed25519PrivateKey):

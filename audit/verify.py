@@ -146,7 +146,7 @@ class MerkleAccumulator:
         return [h.hex() for h in self._stack]
 
     @classmethod
-    def from_frontier(cls, size: int, frontier_hex: Sequence[str]) -> "MerkleAccumulator":
+    def from_frontier(cls, size: int, frontier_hex: Sequence[str]) -> MerkleAccumulator:
         """Resume from ``size`` and ``frontier_hex()``; raises ``ValueError`` if they do not fit together."""
         if not _is_size(size) or len(frontier_hex) != bin(size).count("1"):
             raise ValueError("frontier does not match the tree size")

@@ -7,7 +7,7 @@ os.environ.setdefault("MASKER_SECRET_KEY", "test-only-secret-key")
 os.environ.setdefault("MASKER_KEYS_DIR", tempfile.mkdtemp(prefix="masker-test-keys-"))
 os.environ.setdefault("MASKER_CREATE_DEV_KEY", "1")
 
-from masker.settings import *  # noqa: E402, F403
+from masker.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]

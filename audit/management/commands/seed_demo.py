@@ -10,4 +10,6 @@ class Command(BaseCommand):
         data = seed_demo()
         self.stdout.write(f"Demo account {data.account.name} ({data.account.id}): {len(data.sessions)} sessions")
         self.stdout.write(f"Other account {data.other_account.name} ({data.other_account.id})")
-        self.stdout.write(f"Sign in as {DEMO_EMAIL} / {DEMO_PASSWORD}  (other account: {OTHER_EMAIL} / {OTHER_PASSWORD})")
+        self.stdout.write(
+            f"Sign in as {DEMO_EMAIL} / {DEMO_PASSWORD}  (other account: {OTHER_EMAIL} / {OTHER_PASSWORD})"
+        )

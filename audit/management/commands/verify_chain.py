@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from audit.chain import AuditChainBroken, verify_chain
+from audit.chain import verify_chain
+from audit.errors import AuditChainBroken
 from audit.models import Session
 from masker.ids import is_valid_id
 

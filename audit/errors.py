@@ -1,0 +1,24 @@
+"""Domain errors of the audit log, each with its stable SPEC §8 code (turned into responses in masker.errors)."""
+
+from masker.errors import ApiError
+
+
+class SessionNotFound(ApiError):
+    status, code, message = 404, "session_not_found", "No such session."
+
+
+class AgentNotFound(ApiError):
+    status, code, message = 404, "agent_not_found", "No such agent."
+
+
+class SessionEnded(ApiError):
+    status, code, message = 409, "session_ended", "The session has ended and is sealed; no more events."
+
+
+class AuditChainBroken(ApiError):
+    status, code, message = 409, "audit_chain_broken", "The session's audit chain does not verify."
+
+    def __init__(self, seq: int, reason: str):
+        super().__init__(f"The audit chain does not verify at seq {seq}: {reason}.", details={"seq": seq})
+        self.seq = seq
+        self.reason = reason
