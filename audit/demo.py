@@ -14,9 +14,9 @@ from audit.models import Agent, Policy, Session
 from masker.models import Account, Membership
 
 DEMO_EMAIL = "demo@masker.local"
-DEMO_PASSWORD = "masker-demo-2026"  # noqa: S105 (documented demo credential)
+DEMO_PASSWORD = "masker-demo-2026"  # documented demo credential
 OTHER_EMAIL = "bob@globex.local"
-OTHER_PASSWORD = "globex-demo-2026"  # noqa: S105
+OTHER_PASSWORD = "globex-demo-2026"
 
 HEALTHCARE_DEFAULT = """\
 name: healthcare-default
