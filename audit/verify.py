@@ -5,8 +5,8 @@ only the Python standard library: never Django, never another module of this pro
 to be readable here, in one place.
 
 The Merkle primitives below are the single source of truth: the server imports them from this file
-(``audit.merkle``) instead of keeping a copy, so the roots the server signs and the roots the auditor recomputes
-come from the same code.
+(``audit.merkle``) instead of keeping a copy, so the roots the server signs and the roots the auditor
+recomputes come from the same code.
 
 Hashing (RFC 6962 §2.1 / RFC 9162 §2.1, SHA-256):
 
@@ -86,10 +86,10 @@ class MerkleAccumulator:
     raises ``ValueError``. ``size`` is the number of leaves appended. ``root()`` may be called at any time, is
     O(log n), does not change the state, and returns ``EMPTY_ROOT`` when nothing has been appended.
 
-    Internally ``_stack`` holds the roots of the perfect subtrees that make up the tree so far, largest (left)
-    first: one per set bit of ``size``, like a binary counter. Appending a leaf merges equal-sized subtrees
-    (the carry); the root folds the stack right to left, which is exactly RFC 6962's split at the largest power
-    of two below n.
+    Internally ``_stack`` holds the roots of the perfect subtrees that make up the tree so far, largest
+    (left) first: one per set bit of ``size``, like a binary counter. Appending a leaf merges equal-sized
+    subtrees (the carry); the root folds the stack right to left, which is exactly RFC 6962's split at the
+    largest power of two below n.
     """
 
     __slots__ = ("_size", "_stack")
@@ -178,9 +178,11 @@ def verify_inclusion(
     """Check an RFC 9162 §2.1.3.2 inclusion proof: leaf ``leaf_hash`` is leaf ``index`` of the tree of
     ``tree_size`` leaves whose Merkle Tree Hash is ``root``.
 
-    ``path`` is the audit path in RFC order (sibling nearest the leaf first). Returns True only if the proof is
-    valid; any malformed input (index >= tree_size, negative values, a path that is too short or too long, an
-    element or hash that is not 32 bytes) returns False. Never raises.
+    ``path`` is the audit path in RFC order (sibling nearest the leaf first). Returns True only if the proof
+    is valid; any malformed input (index >= tree_size, negative values, a path that is too short or too long,
+    an element or hash that is not 32 bytes) returns False. Never raises.
+
+    The root does not commit to the tree size: take ``tree_size`` and ``root`` from the same signed seal.
     """
     try:
         if not (_is_size(index) and _is_size(tree_size) and 0 <= index < tree_size):
@@ -194,7 +196,7 @@ def verify_inclusion(
             if sn == 0 or not _is_hash(p):  # sn == 0: path longer than the tree is tall
                 return False
             if fn & 1 or fn == sn:
-                # We are a right child, or the last node of an incomplete level (promoted): sibling on the left.
+                # A right child, or the last node of an incomplete level (promoted): sibling is on the left.
                 r = node_hash(p, r)
                 if not fn & 1:
                     # Skip the levels where this node was promoted without a sibling.
@@ -207,7 +209,7 @@ def verify_inclusion(
             sn >>= 1
         return sn == 0 and r == root
     except Exception:
-        # Contract: malformed input (a non-iterable path, an object whose len() fails...) is a False, not a crash.
+        # Contract: malformed input (a non-iterable path, a len() that fails...) is a False, not a crash.
         return False
 
 
@@ -218,14 +220,16 @@ def verify_consistency(
     second_root: bytes,
     proof: Sequence[bytes],
 ) -> bool:
-    """Check an RFC 9162 §2.1.4.2 consistency proof: the tree of ``first`` leaves with root ``first_root`` is a
-    prefix of the tree of ``second`` leaves with root ``second_root``.
+    """Check an RFC 9162 §2.1.4.2 consistency proof: the tree of ``first`` leaves with root ``first_root``
+    is a prefix of the tree of ``second`` leaves with root ``second_root``.
 
     - ``first == second``: valid only with an empty proof and ``first_root == second_root``.
-    - ``first == 0`` (or negative, or ``first > second``): False. RFC 9162 defines proofs for 0 < first; an
-      empty tree is trivially a prefix of anything, so a True would say nothing about ``second_root`` and could
-      be mistaken for a check of it. Callers that mean "anything extends the empty tree" should not call this.
-    - A hash or proof element that is not 32 bytes, a proof that is too short or too long: False. Never raises.
+    - ``first == 0`` (or negative, or ``first > second``): False. RFC 9162 defines proofs for 0 < first;
+      an empty tree is trivially a prefix of anything, so a True would say nothing about ``second_root``
+      and could be mistaken for a check of it. Callers meaning "anything extends the empty tree" should not
+      call this.
+    - A hash or proof element that is not 32 bytes, a proof too short or too long: False. Never raises.
+    - As with inclusion, a root does not commit to its size: each (size, root) pair must come from one seal.
     """
     try:
         if not (_is_size(first) and _is_size(second) and 0 < first <= second):

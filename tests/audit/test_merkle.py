@@ -287,6 +287,32 @@ def test_accumulator_copies_mutable_leaf_buffers() -> None:
     assert acc.root() == before == _ref_leaf(b"x")
 
 
+def test_accumulator_resumed_from_frontier_continues_the_same_tree() -> None:
+    leaves = _random_leaves(100, seed=11)
+    acc = MerkleAccumulator()
+    for n in range(101):
+        resumed = MerkleAccumulator.from_frontier(acc.size, acc.frontier_hex())
+        assert resumed.size == n
+        assert resumed.root() == acc.root() == _ref_mth(leaves[:n])
+        # Appending after a resume must give the tree over all leaves, not a fresh one.
+        for h in leaves[n:]:
+            resumed.append(h)
+        assert resumed.root() == _ref_mth(leaves), n
+        if n < 100:
+            acc.append(leaves[n])
+
+
+def test_accumulator_frontier_has_one_entry_per_set_bit_of_size() -> None:
+    acc = MerkleAccumulator()
+    for n, h in enumerate(_random_leaves(40, seed=12), start=1):
+        acc.append(h)
+        assert len(acc.frontier_hex()) == bin(n).count("1")
+    frontier = acc.frontier_hex()
+    for wrong_size in (acc.size - 1, acc.size + 1, -1):
+        with pytest.raises(ValueError, match="frontier does not match"):
+            MerkleAccumulator.from_frontier(wrong_size, frontier)
+
+
 def test_merkle_root_rejects_non_32_byte_leaf_hashes() -> None:
     with pytest.raises(ValueError, match="leaf hash must be 32 bytes"):
         merkle_root([_ref_leaf(b"a"), b"short"])
@@ -376,8 +402,8 @@ def _inclusion_still_valid(
     root: bytes,
     leaves: list[bytes],
 ) -> bool:
-    # A "mutation" that happens to describe another genuinely valid proof (e.g. the last leaf of a tree that is
-    # promoted, where size n-1 vs n can share a path) must not count as a false accept: ask the reference.
+    # A "mutation" that happens to describe another genuinely valid proof (e.g. swapping two equal path
+    # elements) must not count as a false accept: ask the reference whether it is really a valid proof.
     if not (0 <= i < n <= len(leaves)) or h != leaves[i]:
         return False
     return _ref_path(i, leaves[:n]) == path and _ref_mth(leaves[:n]) == root
