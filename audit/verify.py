@@ -148,11 +148,14 @@ class MerkleAccumulator:
     @classmethod
     def from_frontier(cls, size: int, frontier_hex: Sequence[str]) -> MerkleAccumulator:
         """Resume from ``size`` and ``frontier_hex()``; raises ``ValueError`` if they do not fit together."""
-        if not _is_size(size) or len(frontier_hex) != bin(size).count("1"):
+        if not _is_size(size) or size < 0 or len(frontier_hex) != bin(size).count("1"):
             raise ValueError("frontier does not match the tree size")
+        stack = [bytes.fromhex(h) for h in frontier_hex]
+        if any(len(h) != HASH_SIZE for h in stack):
+            raise ValueError("frontier entries must be 32-byte hashes")
         accumulator = cls()
         accumulator._size = size
-        accumulator._stack = [bytes.fromhex(h) for h in frontier_hex]
+        accumulator._stack = stack
         return accumulator
 
 
