@@ -139,19 +139,20 @@ def _describe(error) -> tuple[str, str]:
         missing = [f for f in error.validator_value if f not in error.instance]
         field = missing[0] if missing else path
         return (f"{path}.{field}" if path else field), "required field is missing"
+    value = error.validator_value
     messages = {
-        "type": f"must be of type {error.validator_value}",
-        "enum": "must be one of: " + ", ".join(map(str, error.validator_value)),
-        "const": f"must be {error.validator_value}",
-        "pattern": "has an invalid format",
-        "minimum": f"must be >= {error.validator_value}",
-        "maximum": f"must be <= {error.validator_value}",
-        "minItems": f"must have at least {error.validator_value} items",
-        "maxItems": f"must have at most {error.validator_value} items",
-        "items": "has too many items",
-        "false": "is not allowed",
+        "type": lambda: f"must be of type {value}",
+        "enum": lambda: "must be one of: " + ", ".join(map(str, value)),
+        "const": lambda: f"must be {value}",
+        "pattern": lambda: "has an invalid format",
+        "minimum": lambda: f"must be >= {value}",
+        "maximum": lambda: f"must be <= {value}",
+        "minItems": lambda: f"must have at least {value} items",
+        "maxItems": lambda: f"must have at most {value} items",
+        "items": lambda: "has too many items",
     }
-    return path or "<event>", messages.get(rule, f"fails the '{rule}' rule")
+    describe = messages.get(rule)
+    return path or "<event>", describe() if describe else f"fails the '{rule}' rule"
 
 
 def event_errors(event: object, *, allow_server_kinds: bool = False) -> list[dict[str, str]]:

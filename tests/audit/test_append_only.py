@@ -1,0 +1,84 @@
+"""Append-only at three levels: the ORM refuses, the database refuses (raw SQL), the admin is read-only."""
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+
+from audit.chain import append_events, start_session, verify_chain
+from audit.models import AppendOnlyError, AuditEvent
+
+EVENT = {"ts": "2026-05-03T21:14:32.481Z", "kind": "detection.degraded", "turn": 1, "reason": "ner_timeout"}
+
+
+@pytest.fixture
+def chained_session(agent):
+    session, _ = start_session(agent, external_ref="call-append-only")
+    append_events(session, [EVENT, EVENT])
+    return session
+
+
+def _raw(sql: str, params=()):
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def test_raw_sql_update_is_refused(chained_session):
+    with pytest.raises(DatabaseError, match="append-only"):
+        _raw("UPDATE audit_auditevent SET kind = 'x' WHERE session_id = %s", [chained_session.id])
+
+
+def test_raw_sql_delete_is_refused(chained_session):
+    with pytest.raises(DatabaseError, match="append-only"):
+        _raw("DELETE FROM audit_auditevent WHERE session_id = %s", [chained_session.id])
+    assert AuditEvent.objects.filter(session=chained_session).count() == 3
+
+
+@pytest.mark.postgres_only
+def test_raw_sql_truncate_is_refused_on_postgresql(chained_session):
+    with pytest.raises(DatabaseError, match="append-only"):
+        _raw("SET CONSTRAINTS ALL IMMEDIATE; TRUNCATE audit_auditevent CASCADE")
+
+
+@pytest.mark.postgres_only
+def test_replica_mode_does_not_skip_the_guard_on_postgresql(chained_session):
+    with pytest.raises(DatabaseError, match="append-only"):
+        _raw("SET LOCAL session_replication_role = replica; DELETE FROM audit_auditevent")
+
+
+@pytest.mark.sqlite_only
+def test_insert_or_replace_cannot_overwrite_an_event_on_sqlite(chained_session):
+    first = AuditEvent.objects.get(session=chained_session, seq=1)
+    with pytest.raises(DatabaseError, match="append-only"):
+        _raw(
+            "INSERT OR REPLACE INTO audit_auditevent (id, session_id, seq, kind, ts, turn, entity_kind, canonical,"
+            " event_hash, prev_hash) VALUES (%s, %s, 1, 'x', %s, NULL, '', '{}', %s, %s)",
+            [first.id, chained_session.id, first.ts.isoformat(), "f" * 64, first.prev_hash],
+        )
+    assert AuditEvent.objects.get(pk=first.pk).canonical == first.canonical
+    verify_chain(chained_session)
+
+
+def test_orm_paths_refuse_update_and_delete(chained_session):
+    event = AuditEvent.objects.filter(session=chained_session).first()
+    event.kind = "tampered"
+    with pytest.raises(AppendOnlyError):
+        event.save()
+    with pytest.raises(AppendOnlyError):
+        event.delete()
+    with pytest.raises(AppendOnlyError):
+        AuditEvent.objects.filter(session=chained_session).update(kind="x")
+    with pytest.raises(AppendOnlyError):
+        AuditEvent.objects.filter(session=chained_session).delete()
+    with pytest.raises(AppendOnlyError):
+        AuditEvent.objects.bulk_update([event], ["kind"])
+    assert verify_chain(chained_session).tree_size == 3
+
+
+def test_admin_offers_no_way_to_change_events(admin_client, chained_session):
+    event = AuditEvent.objects.filter(session=chained_session).first()
+    assert admin_client.get("/admin/audit/auditevent/").status_code == 200
+    assert admin_client.get("/admin/audit/auditevent/add/").status_code == 403
+    page = admin_client.get(f"/admin/audit/auditevent/{event.pk}/change/")
+    assert page.status_code == 200
+    assert b'name="_save"' not in page.content
+    assert admin_client.post(f"/admin/audit/auditevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert AuditEvent.objects.filter(pk=event.pk).exists()

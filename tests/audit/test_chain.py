@@ -1,0 +1,122 @@
+"""Appending, sealing and verifying a session's chain."""
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from audit.canonical import canonical_bytes
+from audit.chain import append_events, end_session, start_session, verify_chain
+from audit.errors import AuditChainBroken, SessionEnded
+from audit.merkle import leaf_hash, merkle_root
+from audit.models import AuditEvent
+from tests.conftest import append_only_guard_lifted
+
+EVENT = {"ts": "2026-05-03T21:14:32.481Z", "kind": "detection.degraded", "turn": 1, "reason": "ner_timeout"}
+T0 = datetime(2026, 5, 3, 21, 14, 30, tzinfo=UTC)
+
+
+def test_start_session_snapshots_policy_and_appends_session_started(agent, policy):
+    session, created = start_session(agent, external_ref="call-1", started_at=T0)
+    assert created
+    assert session.policy_snapshot == policy.yaml_text
+    assert (session.policy_name, session.policy_version, session.policy_sha256) == (
+        "healthcare-default",
+        3,
+        policy.sha256,
+    )
+    first = json.loads(AuditEvent.objects.get(session=session, seq=0).canonical)
+    assert first["kind"] == "session.started"
+    assert first["prev_hash"] == "0" * 64
+    assert first["policy"] == {"name": "healthcare-default", "version": 3, "sha256": policy.sha256}
+    assert first["ts"] == "2026-05-03T21:14:30.000Z"
+
+
+def test_same_external_ref_returns_the_existing_session(agent):
+    first, created = start_session(agent, external_ref="call-1")
+    again, created_again = start_session(agent, external_ref="call-1")
+    assert created and not created_again
+    assert again.pk == first.pk
+    assert AuditEvent.objects.filter(session=first).count() == 1
+
+
+def test_seq_is_gapless_and_links_chain(agent):
+    session, _ = start_session(agent, external_ref="call-1")
+    append_events(session, [EVENT] * 3)
+    append_events(session, [EVENT] * 2)
+    rows = list(AuditEvent.objects.filter(session=session).order_by("seq"))
+    assert [r.seq for r in rows] == list(range(6))
+    for previous, row in zip(rows, rows[1:], strict=False):
+        assert row.prev_hash == previous.event_hash
+        assert json.loads(row.canonical)["prev_hash"] == previous.event_hash
+
+
+def test_stored_bytes_are_the_hashed_canonical_bytes(agent):
+    session, _ = start_session(agent, external_ref="call-1")
+    append_events(session, [EVENT])
+    for row in AuditEvent.objects.filter(session=session):
+        assert canonical_bytes(json.loads(row.canonical)) == row.canonical.encode()
+        assert leaf_hash(row.canonical.encode()).hex() == row.event_hash
+
+
+def test_root_from_frontier_equals_root_over_all_events(agent):
+    session, _ = start_session(agent, external_ref="call-1")
+    for size in (1, 2, 5):
+        append_events(session, [EVENT] * size)
+    hashes = [bytes.fromhex(h) for h in AuditEvent.objects.filter(session=session).order_by("seq")
+              .values_list("event_hash", flat=True)]  # fmt: skip
+    assert session.merkle_root_hex == merkle_root(hashes).hex()
+    assert verify_chain(session).merkle_root_hex == merkle_root(hashes).hex()
+
+
+def test_end_session_seals_signs_and_refuses_later_appends(agent):
+    session, _ = start_session(agent, external_ref="call-1", started_at=T0)
+    append_events(session, [EVENT])
+    end_session(session, status="ok", now=datetime(2026, 5, 3, 21, 15, 1, 7000, tzinfo=UTC))
+    assert session.is_sealed and session.status == "ok"
+    assert session.seal["tree_size"] == 3
+    assert session.seal["merkle_root_hex"] == verify_chain(session).merkle_root_hex
+    assert session.seal["signature"]["alg"] == "Ed25519"
+    last = json.loads(AuditEvent.objects.get(session=session, seq=2).canonical)
+    assert last["kind"] == "session.ended" and last["duration_ms"] == 31007
+    with pytest.raises(SessionEnded):
+        append_events(session, [EVENT])
+    with pytest.raises(SessionEnded):
+        end_session(session, status="ok")
+    assert AuditEvent.objects.filter(session=session).count() == 3
+
+
+def test_tampered_event_is_found_at_its_seq(agent):
+    session, _ = start_session(agent, external_ref="call-1")
+    append_events(session, [EVENT] * 4)
+    with append_only_guard_lifted(), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE audit_auditevent SET canonical = REPLACE(canonical, 'ner_timeout', 'ner_timeouX') "
+            "WHERE session_id = %s AND seq = 2",
+            [session.id],
+        )
+    with pytest.raises(AuditChainBroken) as caught:
+        verify_chain(session)
+    assert caught.value.seq == 2
+
+
+def test_verify_chain_command_reports_size_and_root(agent, capsys):
+    session, _ = start_session(agent, external_ref="call-1")
+    append_events(session, [EVENT])
+    call_command("verify_chain", session.id)
+    out = capsys.readouterr().out
+    assert f"size=2 root={verify_chain(session).merkle_root_hex}" in out
+
+
+def test_verify_chain_command_fails_on_tampering_and_unknown_ids(agent):
+    session, _ = start_session(agent, external_ref="call-1")
+    append_events(session, [EVENT] * 2)
+    with append_only_guard_lifted(), connection.cursor() as cursor:
+        cursor.execute("UPDATE audit_auditevent SET canonical = canonical || ' ' WHERE session_id = %s AND seq = 1",
+                       [session.id])  # fmt: skip
+    with pytest.raises(CommandError, match="seq 1"):
+        call_command("verify_chain", session.id)
+    with pytest.raises(CommandError, match="not found"):
+        call_command("verify_chain", "sess_nonsense")
