@@ -1,5 +1,6 @@
 """Appending, sealing and verifying a session's chain."""
 
+import itertools
 import json
 from datetime import UTC, datetime
 
@@ -48,7 +49,7 @@ def test_seq_is_gapless_and_links_chain(agent):
     append_events(session, [EVENT] * 2)
     rows = list(AuditEvent.objects.filter(session=session).order_by("seq"))
     assert [r.seq for r in rows] == list(range(6))
-    for previous, row in zip(rows, rows[1:], strict=False):
+    for previous, row in itertools.pairwise(rows):
         assert row.prev_hash == previous.event_hash
         assert json.loads(row.canonical)["prev_hash"] == previous.event_hash
 
