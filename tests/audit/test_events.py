@@ -3,7 +3,7 @@
 import pytest
 
 from audit.chain import append_events, start_session
-from audit.events import event_errors
+from audit.events import event_errors, validate_events
 from audit.models import AuditEvent
 from masker.errors import ValidationFailed
 
@@ -45,6 +45,17 @@ def test_bad_event_is_named_by_field(change, field, message):
     errors = event_errors({**GOOD, **change})
     assert errors, f"{change} should be rejected"
     assert any(e["field"] == field and message in e["message"] for e in errors), errors
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"turn": True}, {"turn": 1.5}, {"confidence": True}, {"span": [True, 2]}, {"span": [9, 2]}, {"value": "x"},
+     {"kid": "has spaces in it"}, {"kind": "session.started"}],
+)  # fmt: skip
+def test_fast_batch_check_rejects_what_the_detailed_check_rejects(change):
+    with pytest.raises(ValidationFailed):
+        validate_events([GOOD, {**GOOD, **change}])
+    assert validate_events([GOOD]) == [GOOD]
 
 
 def test_missing_field_is_named():
