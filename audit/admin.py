@@ -6,7 +6,7 @@ from django.utils.html import format_html
 
 from audit.chain import verify_chain
 from audit.errors import AuditChainBroken
-from audit.models import Agent, AuditEvent, Policy, Session
+from audit.models import Agent, AuditEvent, IdempotencyRecord, Policy, Session
 
 
 @admin.register(Policy)
@@ -98,6 +98,27 @@ class AuditEventAdmin(admin.ModelAdmin):
                        "prev_hash")  # fmt: skip
     actions = None
     show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(admin.ModelAdmin):
+    """The stored answers of keyed event batches (issue 5), for inspection only: they are written with the append."""
+
+    list_display = ("session", "key", "principal", "response_status", "created_at")
+    search_fields = ("session__id", "key")
+    readonly_fields = ("session", "key", "request_sha256", "principal", "response_status", "response_body",
+                       "created_at")  # fmt: skip
+    list_select_related = ("session",)
+    actions = None
 
     def has_add_permission(self, request):
         return False

@@ -9,6 +9,7 @@ value or a token cannot be smuggled into the log. Error messages name the field 
 
 import re
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 import fastjsonschema
@@ -171,7 +172,18 @@ def event_errors(event: object, *, allow_server_kinds: bool = False) -> list[dic
     span = event.get("span")
     if kind == "phi.redacted" and not errors and span[0] > span[1]:
         errors.append({"field": "span", "message": "start must not exceed end"})
+    if not any(e["field"] == "ts" for e in errors) and not _is_calendar_ts(event["ts"]):
+        errors.append({"field": "ts", "message": "is not a real date and time (e.g. February 30th, year 0)"})
     return errors
+
+
+def _is_calendar_ts(ts: str) -> bool:
+    """The pattern admits impossible dates (``2026-02-31``, year ``0000``); the calendar does not."""
+    try:
+        datetime.fromisoformat(ts[:-1])  # without the "Z"; C-fast, unlike strptime
+    except ValueError:
+        return False
+    return True
 
 
 def _passes_fast_check(event: object, allow_server_kinds: bool) -> bool:
@@ -186,7 +198,9 @@ def _passes_fast_check(event: object, allow_server_kinds: bool) -> bool:
         check(event)
     except fastjsonschema.JsonSchemaException:
         return False
-    return kind != "phi.redacted" or event["span"][0] <= event["span"][1]
+    if kind == "phi.redacted" and event["span"][0] > event["span"][1]:
+        return False
+    return _is_calendar_ts(event["ts"])
 
 
 def validate_events(events: object, *, max_events: int = 1000, allow_server_kinds: bool = False) -> list[dict]:

@@ -219,3 +219,28 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("audit events are append-only")
+
+
+class IdempotencyRecord(models.Model):
+    """The answer to one event batch posted with an ``Idempotency-Key`` (issue 5).
+
+    A retry with the same key and the same body gets the stored answer instead of a second append; the same key
+    with another body is refused. Written by the ingestion API inside the append's own transaction (under the
+    session lock), so a crash can never leave events without their record or a record without its events.
+    Keys are unique per session; a session belongs to one account, so a key never crosses accounts.
+    ``response_body`` is the append summary (seqs, sizes, hashes): it never holds event contents.
+    """
+
+    session = models.ForeignKey(Session, on_delete=models.PROTECT, related_name="idempotency_records", db_index=False)
+    key = models.CharField(max_length=255)
+    request_sha256 = models.CharField(max_length=64)
+    principal = models.CharField(max_length=64)  # key_… or usr_…: who posted the batch
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["session", "key"], name="idempotency_session_key_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.session_id} idempotency record {self.pk}"

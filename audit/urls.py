@@ -1,5 +1,27 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from audit import evidence_views, views
 
 app_name = "audit"
 
-urlpatterns: list = []
+urlpatterns: list = [
+    # Ingestion and read side (issue 5).
+    path("sessions", views.SessionListView.as_view(), name="session-list"),
+    path("sessions/<str:session_id>", views.SessionDetailView.as_view(), name="session-detail"),
+    path("sessions/<str:session_id>/events", views.SessionEventsView.as_view(), name="session-events"),
+    path("sessions/<str:session_id>/end", views.SessionEndView.as_view(), name="session-end"),
+    path("agents", views.AgentListView.as_view(), name="agent-list"),
+    path("agents/<str:agent_id>", views.AgentDetailView.as_view(), name="agent-detail"),
+    # Independent verification (issue 6); GET sessions/<id>/events (the NDJSON export) is SessionEventsView.get.
+    path("keys", evidence_views.KeysView.as_view(), name="keys"),
+    path(
+        "sessions/<str:session_id>/events/<str:seq>/proof",
+        evidence_views.SessionProofView.as_view(),
+        name="session-proof",
+    ),
+    path(
+        "sessions/<str:session_id>/consistency",
+        evidence_views.SessionConsistencyView.as_view(),
+        name="session-consistency",
+    ),
+]

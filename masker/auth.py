@@ -91,14 +91,23 @@ def actor_of(request) -> str:
     return membership.id if membership else f"user:{user.pk}"
 
 
+def required_scope_of(view, method: str) -> str | None:
+    """The scope an operation needs: ``required_scopes[method]`` when the view maps methods to scopes (one path,
+    several operations, e.g. GET and POST ``sessions/{id}/events``), else the view's ``required_scope``."""
+    per_method = getattr(view, "required_scopes", None) or {}
+    method = "GET" if method == "HEAD" else method  # Django answers HEAD with the GET handler
+    return per_method.get(method, getattr(view, "required_scope", None))
+
+
 class HasScope(permissions.BasePermission):
-    """Token requests need the view's ``required_scope``; cookie users (account members) have every read scope.
+    """Token requests need the operation's scope (see ``required_scope_of``); cookie users (account members) have
+    every read scope.
 
     Writes through the cookie need the ``admin`` role.
     """
 
     def has_permission(self, request, view) -> bool:
-        scope = getattr(view, "required_scope", None)
+        scope = required_scope_of(view, request.method)
         user = request.user
         if user is None or not user.is_authenticated:
             raise Unauthenticated()

@@ -6,7 +6,7 @@ are mapped to the same codes; anything else becomes a logged 500 ``internal_erro
 
 import logging
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -87,6 +87,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
         status, code, message, details = exc.status, exc.code, exc.message, exc.details
         if isinstance(exc, ReportGenerationFailed):
             logger.error("report generation failed", exc_info=exc.__cause__ or exc)
+    elif isinstance(exc, RequestDataTooBig):  # raised by Django when a view reads a body over the limit
+        status, code, message, details = 413, PayloadTooLarge.code, PayloadTooLarge.message, None
     elif isinstance(exc, Http404):
         status, code, message, details = 404, "not_found", NotFound.message, None
     elif isinstance(exc, PermissionDenied):
@@ -105,13 +107,13 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
                 message = "Malformed request body."
         if isinstance(exc, drf_exceptions.Throttled) and exc.wait is not None:
             headers["Retry-After"] = str(max(1, int(exc.wait + 0.999)))
-        if isinstance(exc, drf_exceptions.AuthenticationFailed | drf_exceptions.NotAuthenticated):
-            auth_header = _authenticate_header(context)
-            if auth_header:
-                headers["WWW-Authenticate"] = auth_header
     else:
         logger.error("unhandled error in %s", type(context.get("view")).__name__, exc_info=exc)
         status, code, message, details = 500, "internal_error", ApiError.message, None
+    if status == 401:  # RFC 9110: a 401 names the scheme to use (ours raise Unauthenticated, DRF its own)
+        auth_header = _authenticate_header(context)
+        if auth_header:
+            headers["WWW-Authenticate"] = auth_header
     return Response(error_body(code, message, details), status=status, headers=headers)
 
 

@@ -97,3 +97,21 @@ class ApiToken(models.Model):
         if self.revoked_at is None:
             self.revoked_at = now or timezone.now()
             self.save(update_fields=["revoked_at"])
+
+
+class TokenRateWindow(models.Model):
+    """How many requests one API token made in one fixed window (``masker.throttling.TokenRateThrottle``).
+
+    Kept in the database, not in a per-process cache, so the limit holds across every gunicorn worker and host:
+    one atomic upsert per request counts it. A token's past windows are pruned when its next window opens.
+    """
+
+    token = models.ForeignKey(ApiToken, on_delete=models.CASCADE, related_name="+", db_index=False)
+    window_start = models.BigIntegerField()  # Unix seconds, a multiple of the window's length
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["token", "window_start"], name="token_rate_window_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.token_id} @ {self.window_start}: {self.count}"

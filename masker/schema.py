@@ -1,5 +1,6 @@
 """OpenAPI helpers: the SPEC §8 error envelope, declared once and reused by every view's ``@extend_schema``."""
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
@@ -33,3 +34,28 @@ _DESCRIPTIONS = {
 def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
     """``{status: OpenApiResponse(Error)}`` for the given statuses, to merge into ``responses=``."""
     return {s: OpenApiResponse(response=ErrorSerializer, description=_DESCRIPTIONS[s]) for s in statuses}
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """``Authorization: Bearer mk_…`` (masker.auth.BearerTokenAuthentication) in the OpenAPI security schemes."""
+
+    target_class = "masker.auth.BearerTokenAuthentication"
+    name = "bearerToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "mk_<secret>",
+            "description": "API token with scopes events:write, sessions:read, reports:read (SPEC §3).",
+        }
+
+
+class CookieSessionScheme(OpenApiAuthenticationExtension):
+    """The ``masker_session`` cookie (masker.auth.CookieSessionAuthentication); unsafe methods also need CSRF."""
+
+    target_class = "masker.auth.CookieSessionAuthentication"
+    name = "cookieSession"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "cookie", "name": "masker_session"}

@@ -168,6 +168,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "masker.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    # Per API token, counted in the database so the limit holds across gunicorn workers (masker/throttling.py).
+    "DEFAULT_THROTTLE_CLASSES": ["masker.throttling.TokenRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "token": os.environ.get("MASKER_TOKEN_RATE", "6000/min"),
         "login": os.environ.get("MASKER_LOGIN_RATE", "10/min"),
@@ -185,7 +187,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "SessionStatusEnum": "audit.models.Session.Status",
+        "SessionEndStatusEnum": "audit.events.END_STATUSES",
+    },
 }
 
 LOGGING = {

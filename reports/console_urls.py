@@ -1,5 +1,15 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+from django.views.generic import RedirectView
+
+from reports import console
 
 app_name = "console"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="console:sessions", permanent=False), name="home"),
+    path("login/", console.ConsoleLoginView.as_view(), name="login"),
+    path("logout/", console.logout_view, name="logout"),
+    path("sessions/", console.session_list, name="sessions"),
+    path("sessions/<str:session_id>/", console.session_detail, name="session"),
+    path("agents/", console.agent_list, name="agents"),
+]

@@ -1,0 +1,197 @@
+"""Independent verification API (issue 6): public keys, inclusion and consistency proofs, and the pieces of the
+NDJSON events export that ``audit.views.SessionEventsView.get`` uses.
+
+Views authenticate, look the session up scoped to the caller's account (another account's id is a 404), validate
+the query and call the domain (``audit.proofs``, ``audit.export``, ``audit.signing``). Errors are raised.
+"""
+
+import re
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit.export import ExportRange
+from audit.models import Session
+from audit.proofs import build_consistency_proof, build_inclusion_proof
+from audit.signing import jwks
+from masker.auth import HasScope, request_account
+from masker.errors import ValidationFailed
+from masker.schema import error_responses
+
+SESSION_ID = OpenApiParameter("session_id", str, OpenApiParameter.PATH, description="sess_…")
+_DIGITS = re.compile(r"^[0-9]{1,18}$")
+
+
+class SeqField(serializers.IntegerField):
+    """A non-negative integer written as plain digits: ``1.0``, ``+1``, `` 1`` and ``1e3`` are refused."""
+
+    default_error_messages = {"invalid": "must be a non-negative integer"}
+
+    def get_value(self, dictionary):
+        # DRF reads an empty query value (``?from_seq=``) as "not given"; here it is an invalid value.
+        return dictionary.get(self.field_name, serializers.empty)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not _DIGITS.match(data):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def _validated(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    if not serializer.is_valid():
+        raise ValidationFailed(details={"fields": serializer.errors})
+    return serializer.validated_data
+
+
+def _seq_of(value: str) -> int:
+    if not _DIGITS.match(value):
+        raise ValidationFailed(details={"fields": {"seq": ["must be a non-negative integer"]}})
+    return int(value)
+
+
+# --- serializers (query parameters and the documented response shapes) ---------------------------------------------
+
+
+class ExportQuerySerializer(serializers.Serializer):
+    from_seq = SeqField(required=False, help_text="First seq to export (inclusive). Default: 0.")
+    to_seq = SeqField(required=False, help_text="Last seq to export (inclusive). Default: the last event.")
+
+    def validate(self, attrs):
+        if "from_seq" in attrs and "to_seq" in attrs and attrs["from_seq"] > attrs["to_seq"]:
+            raise serializers.ValidationError({"from_seq": ["must not exceed to_seq"]})
+        return attrs
+
+
+def parse_export_range(query_params) -> ExportRange:
+    """The export's inclusive seq range from ``?from_seq=&to_seq=``; ``ValidationFailed`` (400) when invalid."""
+    data = _validated(ExportQuerySerializer, query_params)
+    return ExportRange(from_seq=data.get("from_seq"), to_seq=data.get("to_seq"))
+
+
+EVENTS_EXPORT_SCHEMA = {
+    "operation_id": "sessions_events_export",
+    "parameters": [SESSION_ID, ExportQuerySerializer],
+    "responses": {
+        (200, "application/x-ndjson"): OpenApiResponse(
+            OpenApiTypes.STR,
+            description="One event per line: its stored RFC 8785 canonical bytes exactly as hashed, then a newline. "
+            "Nothing else (no header, no trailer). Leaf hash = SHA-256(0x00 || line without the newline).",
+        )
+    }
+    | error_responses(400, 401, 403, 404, 429),
+    "tags": ["verification"],
+    "description": "The session's audit log as NDJSON, in seq order, streamed. from_seq/to_seq are inclusive. "
+    "Covers the events recorded when the request started. Scope sessions:read.",
+}
+
+
+class JwkSerializer(serializers.Serializer):
+    kty = serializers.CharField(help_text="OKP (RFC 8037)")
+    crv = serializers.CharField(help_text="Ed25519")
+    x = serializers.CharField(help_text="The raw 32-byte public key, base64url without padding.")
+    kid = serializers.CharField(help_text="ed25519- + the first 16 hex digits of SHA-256(raw public key).")
+    use = serializers.CharField(help_text="sig")
+    status = serializers.CharField(help_text="current (signs new reports and seals) or retired (still valid).")
+
+
+class JwksSerializer(serializers.Serializer):
+    keys = JwkSerializer(many=True)
+
+
+class InclusionQuerySerializer(serializers.Serializer):
+    tree_size = SeqField(required=False, help_text="Size of the tree to prove against. Default: current size.")
+
+
+class InclusionProofSerializer(serializers.Serializer):
+    type = serializers.CharField(help_text="inclusion")
+    session_id = serializers.CharField()
+    seq = serializers.IntegerField()
+    leaf_index = serializers.IntegerField(help_text="Equal to seq.")
+    tree_size = serializers.IntegerField()
+    leaf_hash_hex = serializers.CharField(help_text="SHA-256(0x00 || the event's canonical bytes).")
+    path_hex = serializers.ListField(child=serializers.CharField(), help_text="RFC 9162 audit path, leaf side first.")
+    root_hex = serializers.CharField(help_text="RFC 9162 Merkle tree hash of the first tree_size events.")
+
+
+class ConsistencyQuerySerializer(serializers.Serializer):
+    first = SeqField(help_text="The smaller tree size (e.g. a mid-call report's tree_size), at least 1.")
+    second = SeqField(required=False, help_text="The larger tree size. Default: current size.")
+
+
+class ConsistencyProofSerializer(serializers.Serializer):
+    type = serializers.CharField(help_text="consistency")
+    session_id = serializers.CharField()
+    first = serializers.IntegerField()
+    second = serializers.IntegerField()
+    first_root_hex = serializers.CharField()
+    second_root_hex = serializers.CharField()
+    proof_hex = serializers.ListField(child=serializers.CharField(), help_text="RFC 9162 consistency proof.")
+
+
+# --- views --------------------------------------------------------------------------------------------------------
+
+
+class KeysView(APIView):
+    """``GET /keys``: public, no authentication (anyone verifying a report needs the keys)."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="keys_list",
+        auth=[],
+        responses={200: JwksSerializer},
+        tags=["verification"],
+        description="The service's Ed25519 signature keys, current and retired, as a JWKS of RFC 8037 OKP keys. "
+        "Reports and session seals name the key that signed them in signature.kid. Public: no authentication.",
+    )
+    def get(self, request):
+        return Response(jwks(), headers={"Cache-Control": "public, max-age=60"})
+
+
+class SessionProofView(APIView):
+    permission_classes = [HasScope]
+    required_scope = "sessions:read"
+
+    @extend_schema(
+        operation_id="sessions_events_proof",
+        parameters=[
+            SESSION_ID,
+            OpenApiParameter("seq", int, OpenApiParameter.PATH, description="The event's seq (its leaf index)."),
+            InclusionQuerySerializer,
+        ],
+        responses={200: InclusionProofSerializer} | error_responses(400, 401, 403, 404, 409, 429),
+        tags=["verification"],
+        description="RFC 9162 inclusion proof of one event in the tree of the first tree_size events "
+        "(seq < tree_size <= current size). Check it with `python -m audit.verify proof`.",
+    )
+    def get(self, request, session_id: str, seq: str):
+        session = Session.objects.get_visible(request_account(request), session_id)
+        query = _validated(InclusionQuerySerializer, request.query_params)
+        proof = build_inclusion_proof(session, _seq_of(seq), tree_size=query.get("tree_size"))
+        return Response(proof, headers={"Cache-Control": "no-store"})
+
+
+class SessionConsistencyView(APIView):
+    permission_classes = [HasScope]
+    required_scope = "sessions:read"
+
+    @extend_schema(
+        operation_id="sessions_consistency_proof",
+        parameters=[SESSION_ID, ConsistencyQuerySerializer],
+        responses={200: ConsistencyProofSerializer} | error_responses(400, 401, 403, 404, 409, 429),
+        tags=["verification"],
+        description="RFC 9162 consistency proof that the tree of the first `first` events is a prefix of the tree "
+        "of the first `second` events (1 <= first <= second <= current size): a report taken mid-call is "
+        "thereby proven part of the final log.",
+    )
+    def get(self, request, session_id: str):
+        session = Session.objects.get_visible(request_account(request), session_id)
+        query = _validated(ConsistencyQuerySerializer, request.query_params)
+        proof = build_consistency_proof(session, query["first"], second=query.get("second"))
+        return Response(proof, headers={"Cache-Control": "no-store"})

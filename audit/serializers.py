@@ -1,0 +1,345 @@
+"""Explicit serializers of the ingestion and read API (issue 5): strict inputs, representations field for field.
+
+Inputs refuse unknown fields and accept only short, identifier-like strings, so no PHI-bearing free text (a
+transcript, a name, a phone number) can reach the database through a session's ``external_ref`` or
+``platform``. Error messages name the field and the rule, never the submitted value.
+"""
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from audit.chain import format_ts
+from audit.events import END_STATUSES, EVENT_KINDS, SERVER_KINDS, input_event_schema
+from audit.models import Agent, Session
+from masker.errors import ValidationFailed
+from masker.ids import is_valid_id
+
+MAX_BATCH_EVENTS = 1000
+EXTERNAL_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+PLATFORM_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")
+RFC3339_PATTERN = re.compile(
+    r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)$"
+)
+# Times before this are certainly a client bug (the product did not exist); a year-1 date would also overflow.
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_CLOCK_SKEW = timedelta(days=1)
+_SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def parse_rfc3339(value: object) -> datetime | None:
+    """An aware UTC datetime from an RFC 3339 date-time (offset required), or None if it is not one."""
+    if not isinstance(value, str) or not RFC3339_PATTERN.match(value):
+        return None
+    text = value.upper().replace("Z", "+00:00")
+    head, sep, tail = text.partition(".")
+    if sep:  # Python parses at most 6 fractional digits: keep microseconds, drop the rest
+        digits = re.match(r"\d+", tail).group(0)
+        text = f"{head}.{digits[:6].ljust(6, '0')}{tail[len(digits) :]}"
+    try:
+        return datetime.fromisoformat(text).astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+@extend_schema_field({"type": "string", "format": "date-time", "example": "2026-05-03T21:14:30.000Z"})
+class Rfc3339Field(serializers.Field):
+    """An RFC 3339 date-time with an explicit offset (``Z`` or ``±hh:mm``), within [2000, now + 1 day]."""
+
+    default_error_messages = {
+        "invalid": "must be an RFC 3339 date-time with a time zone offset, e.g. 2026-05-03T21:14:30.000Z",
+        "range": "must be after 2000-01-01 and not in the future",
+    }
+
+    def to_internal_value(self, data):
+        moment = parse_rfc3339(data)
+        if moment is None:
+            self.fail("invalid")
+        now = self.context.get("now") or datetime.now(UTC)
+        if not EARLIEST_TIME <= moment <= now + MAX_CLOCK_SKEW:
+            self.fail("range")
+        return moment
+
+    def to_representation(self, value):
+        return format_ts(value)
+
+
+class StrictCharField(serializers.CharField):
+    """A string, not a number or boolean coerced to one."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictRegexField(StrictCharField, serializers.RegexField):
+    pass
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not declare (named only when the name is a plain identifier)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            unknown = sorted(str(key) for key in set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {(name if _SAFE_NAME.match(name) else "<unexpected field>"): ["unknown field"] for name in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+def raise_invalid(serializer: serializers.Serializer) -> None:
+    """Raise the SPEC §8 ``validation_failed`` naming every bad field of an invalid serializer."""
+    raise ValidationFailed(details={"fields": serializer.errors})
+
+
+def _choice(choices, *, required: bool = True, **kwargs) -> serializers.ChoiceField:
+    # DRF's default message echoes the submitted value; ours names the allowed values only.
+    values = [c[0] if isinstance(c, tuple) else c for c in choices]
+    message = "must be one of: " + ", ".join(values)
+    return serializers.ChoiceField(choices=choices, required=required, error_messages={"invalid_choice": message},
+                                   **kwargs)  # fmt: skip
+
+
+class SessionStartSerializer(StrictSerializer):
+    agent_id = StrictCharField(max_length=40, help_text="The agent handling the call (agt_…).")
+    external_ref = StrictRegexField(
+        EXTERNAL_REF_PATTERN,
+        max_length=128,
+        help_text="The voice platform's call id: letters, digits and . _ : - only (1-128 characters). The same "
+        "external_ref for the same agent returns the existing session.",
+        error_messages={"invalid": "must be 1-128 characters of letters, digits and . _ : -"},
+    )
+    platform = StrictRegexField(
+        PLATFORM_PATTERN,
+        max_length=64,
+        required=False,
+        help_text="Voice platform (defaults to the agent's), lower-case letters, digits and . _ -.",
+        error_messages={"invalid": "must be 1-64 lower-case letters, digits and . _ -"},
+    )
+    started_at = Rfc3339Field(required=False, help_text="When the call started (defaults to now).")
+
+
+class SessionEndSerializer(StrictSerializer):
+    status = _choice(END_STATUSES, help_text="How the call ended.")
+
+
+class SessionListQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=200, default=50, required=False)
+    cursor = serializers.CharField(max_length=200, required=False, help_text="next_cursor of the previous page.")
+    agent_id = serializers.CharField(max_length=40, required=False)
+    status = _choice(Session.Status.choices, required=False)
+    since = Rfc3339Field(required=False, help_text="Only sessions started at or after this time.")
+
+    def validate_agent_id(self, value: str) -> str:
+        if not is_valid_id("agt", value):
+            raise serializers.ValidationError("must be an agent id (agt_…)")
+        return value
+
+
+class AgentListQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=200, default=50, required=False)
+    cursor = serializers.CharField(max_length=200, required=False, help_text="next_cursor of the previous page.")
+
+
+def encode_cursor(*parts: str) -> str:
+    """An opaque page cursor: base64url of a JSON list of strings."""
+    return base64.urlsafe_b64encode(json.dumps(list(parts)).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, *, length: int) -> list[str]:
+    """The strings ``encode_cursor`` packed; a tampered or foreign cursor is a 400 naming ``cursor``."""
+    try:
+        parts = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error):
+        parts = None
+    if not isinstance(parts, list) or len(parts) != length or not all(isinstance(p, str) for p in parts):
+        raise ValidationFailed("The cursor is not valid.", details={"fields": {"cursor": ["invalid cursor"]}})
+    return parts
+
+
+def parse_event_batch(data: object) -> list:
+    """The ``events`` list of a batch body ``{"events": [...]}``; anything else in the envelope is refused.
+
+    The events themselves are checked by ``audit.events.validate_events`` (per index and field).
+    """
+    if not isinstance(data, Mapping):
+        raise ValidationFailed('The body must be a JSON object {"events": [...]}.', details={"field": "events"})
+    unknown = sorted(str(key) for key in set(data) - {"events"})
+    if unknown:
+        names = [name if _SAFE_NAME.match(name) else "<unexpected field>" for name in unknown]
+        fields = {name: ["unknown field"] for name in names}
+        raise ValidationFailed("Unknown field(s) in the batch envelope.", details={"fields": fields})
+    return data.get("events")
+
+
+def idempotency_key_of(request) -> str | None:
+    """The ``Idempotency-Key`` header, or None; a malformed key is a 400 (never echoed)."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not IDEMPOTENCY_KEY_PATTERN.match(key):
+        raise ValidationFailed(
+            "Idempotency-Key must be 1-255 characters of letters, digits and . _ : - (a UUID works).",
+            details={"field": "Idempotency-Key"},
+        )
+    return key
+
+
+# --- OpenAPI description of a batch: each client kind's exact schema (audit/events.py is the source of truth).
+
+
+def _openapi(schema: dict) -> dict:
+    """Draft-7 → OpenAPI 3.0: a two-item tuple (``span``) becomes an array of two items of the same type."""
+    if isinstance(schema, dict):
+        out = {}
+        for key, value in schema.items():
+            if key == "items" and isinstance(value, list):
+                out["items"] = _openapi(value[0])
+            elif key == "additionalItems":
+                continue
+            elif key == "const":
+                out["enum"] = [value]
+            else:
+                out[key] = _openapi(value)
+        return out
+    if isinstance(schema, list):
+        return [_openapi(item) for item in schema]
+    return schema
+
+
+CLIENT_EVENT_KINDS = [kind for kind in EVENT_KINDS if kind not in SERVER_KINDS]
+
+
+def _client_kind_schema(kind: str) -> dict:
+    schema = _openapi(input_event_schema(kind))
+    schema["properties"]["kind"] = {"type": "string", "enum": [kind]}  # each alternative names its own kind
+    return {"title": kind, **schema}
+
+
+EVENT_INPUT_SCHEMA = {
+    "oneOf": [_client_kind_schema(kind) for kind in CLIENT_EVENT_KINDS],
+    "description": "One event as the client submits it: kind, ts (RFC 3339 UTC with milliseconds) and the kind's "
+    "fields (SPEC §6). No other field is accepted; v, id, session_id, seq and prev_hash are assigned by the server; "
+    "session.started and session.ended are written by the service itself.",
+}
+
+
+@extend_schema_field(EVENT_INPUT_SCHEMA)
+class EventField(serializers.DictField):
+    pass
+
+
+class EventBatchSerializer(serializers.Serializer):
+    """Documentation of the batch body; the view checks it with ``parse_event_batch`` + ``validate_events``."""
+
+    events = serializers.ListField(child=EventField(), min_length=1, max_length=MAX_BATCH_EVENTS)
+
+
+# --- Representations
+
+
+class PolicyRefSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+    sha256 = serializers.CharField()
+
+
+def _policy_of(session: Session) -> dict:
+    return {"name": session.policy_name, "version": session.policy_version, "sha256": session.policy_sha256}
+
+
+class SessionSummarySerializer(serializers.Serializer):
+    id = serializers.CharField()
+    agent_id = serializers.CharField()
+    external_ref = serializers.CharField()
+    platform = serializers.CharField()
+    upstream_model = serializers.CharField()
+    status = serializers.ChoiceField(choices=Session.Status.choices)
+    started_at = Rfc3339Field()
+    ended_at = Rfc3339Field(allow_null=True)
+    duration_ms = serializers.IntegerField(allow_null=True)
+    policy = serializers.SerializerMethodField()
+    tree_size = serializers.IntegerField()
+    merkle_root_hex = serializers.CharField(help_text="RFC 6962 root over the events so far (from the frontier).")
+    chain_head_hex = serializers.CharField(source="chain_head", help_text="event_hash of the last event.")
+    sealed = serializers.BooleanField(source="is_sealed")
+    redaction_count = serializers.IntegerField()
+    alert_count = serializers.IntegerField()
+
+    @extend_schema_field(PolicyRefSerializer)
+    def get_policy(self, session: Session) -> dict:
+        return _policy_of(session)
+
+
+class SealSerializer(serializers.Serializer):
+    session_id = serializers.CharField()
+    tree_size = serializers.IntegerField()
+    merkle_root_hex = serializers.CharField()
+    chain_head_hex = serializers.CharField()
+    sealed_at = serializers.CharField()
+    signature = serializers.DictField(child=serializers.CharField(), help_text="{alg: Ed25519, kid, sig}")
+
+
+class SessionDetailSerializer(SessionSummarySerializer):
+    seal = serializers.SerializerMethodField(help_text="The signed seal (final size and root) once ended, else null.")
+    counts_by_kind = serializers.SerializerMethodField(help_text="Number of events of each kind.")
+
+    @extend_schema_field(SealSerializer(allow_null=True))
+    def get_seal(self, session: Session) -> dict | None:
+        return session.seal
+
+    @extend_schema_field(serializers.DictField(child=serializers.IntegerField()))
+    def get_counts_by_kind(self, session: Session) -> dict[str, int]:
+        return self.context["counts_by_kind"]
+
+
+class SessionPageSerializer(serializers.Serializer):
+    sessions = SessionSummarySerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True, help_text="Pass as cursor for the next page; null at end.")
+
+
+class AppendResultSerializer(serializers.Serializer):
+    session_id = serializers.CharField()
+    appended = serializers.IntegerField()
+    first_seq = serializers.IntegerField()
+    last_seq = serializers.IntegerField()
+    tree_size = serializers.IntegerField()
+    chain_head_hex = serializers.CharField()
+    merkle_root_hex = serializers.CharField()
+
+
+class AgentPolicySerializer(PolicyRefSerializer):
+    id = serializers.CharField()
+
+
+class AgentSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    platform = serializers.CharField()
+    upstream_model = serializers.CharField()
+    policy = serializers.SerializerMethodField()
+    created_at = Rfc3339Field()
+
+    @extend_schema_field(AgentPolicySerializer)
+    def get_policy(self, agent: Agent) -> dict:
+        policy = agent.policy
+        return {"id": policy.id, "name": policy.name, "version": policy.version, "sha256": policy.sha256}
+
+
+class AgentDetailSerializer(AgentSerializer):
+    session_count = serializers.IntegerField()
+
+
+class AgentPageSerializer(serializers.Serializer):
+    agents = AgentSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)

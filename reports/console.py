@@ -1,0 +1,381 @@
+"""The web console: sign in/out, sessions, one session's report on screen, agents (plain Django views).
+
+Every page is scoped to the signed-in user's account through ``visible_to``/``get_visible``; another account's
+session is the 404 page. Every query runs in the view, before rendering, and each page runs a fixed number of
+them whatever the number of sessions (tests/reports/test_console_queries.py). The session page shows the report
+value of ``reports.domain.build_session_report`` and nothing else; the download buttons are links to the report
+API, which authenticates the same cookie and records each download in the report register.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib.auth import logout
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.views import LoginView
+from django.core.paginator import Paginator
+from django.db.models import Count, Prefetch
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from audit.errors import AuditChainBroken, SessionNotFound
+from audit.models import Agent, Session
+from masker.models import Account, account_of
+from masker.throttling import clear_login_failures, login_retry_after, record_login_failure
+from reports.domain import build_session_report
+from reports.safe_harbor import CATEGORIES
+
+logger = logging.getLogger(__name__)
+
+SESSIONS_PER_PAGE = 25
+AGENTS_PER_PAGE = 20
+RECENT_SESSIONS_PER_AGENT = 5
+ALERTS_ON_SCREEN = 50  # the page stays bounded; the downloads list every alert
+STATUS_TONES = {"ok": "good", "error": "bad", "partial": "warn", "active": "info"}
+COVERAGE_LABELS = {"full": "Full", "partial": "Partial", "none": "None", "not_applicable": "Not applicable"}
+COVERAGE_TONES = {"full": "good", "partial": "warn", "none": "bad", "not_applicable": "muted"}
+ALERT_LABELS = {
+    "rehydration_failed": "Rehydration failed",
+    "leak_detected": "Residual PHI leak",
+    "non_baa_egress": "Egress to a vendor without a BAA",
+    "card_not_masked": "Card data not masked before egress",
+    "detection_degraded": "Detection degraded",
+}
+PCI_OUTCOMES = {
+    "no_card_data": "No card data detected",
+    "all_masked": "Card data detected; all masked before egress",
+    "card_data_exposed": "Card data detected and NOT masked before egress",
+}
+
+
+# --- sign in / sign out -------------------------------------------------------------------------------------------
+
+
+class EmailAuthenticationForm(AuthenticationForm):
+    """Django's authentication form, asking for the email (users sign in with their email as username)."""
+
+    username = forms.EmailField(
+        label="Email",
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}),
+    )
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": "Wrong email or password. Please check both and try again.",
+    }
+
+    def clean_username(self) -> str:
+        return self.cleaned_data["username"].strip().lower()
+
+
+class ConsoleLoginView(LoginView):
+    """``/login/``: CSRF-protected email + password form; failures are throttled (masker.throttling)."""
+
+    form_class = EmailAuthenticationForm
+    template_name = "console/login.html"
+    redirect_authenticated_user = True
+
+    def post(self, request, *args, **kwargs):
+        email = request.POST.get("username", "")
+        retry_after = login_retry_after(request, email)
+        if retry_after is not None:
+            # Refused before the password is looked at: a guesser learns nothing more.
+            # An unbound form: validating the posted one would call authenticate().
+            form = self.form_class(request, initial={"username": email})
+            context = self.get_context_data(form=form, throttled_minutes=-(-retry_after // 60))
+            response = self.render_to_response(context, status=429)
+            response["Retry-After"] = str(retry_after)
+            return response
+        return super().post(request, *args, **kwargs)
+
+    def form_valid(self, form):
+        clear_login_failures(self.request, self.request.POST.get("username", ""))
+        return super().form_valid(form)
+
+    def form_invalid(self, form):
+        record_login_failure(self.request, self.request.POST.get("username", ""))
+        return super().form_invalid(form)
+
+
+@require_http_methods(["GET", "POST"])
+def logout_view(request: HttpRequest) -> HttpResponse:
+    """POST signs out (CSRF-protected); GET only shows a confirmation button, so a link cannot sign anyone out."""
+    if request.method == "POST":
+        logout(request)
+        return redirect(f"{reverse('console:login')}?signed_out=1")
+    if not request.user.is_authenticated:
+        return redirect("console:login")
+    return render(request, "console/logout.html", {"account": account_of(request.user), "nav": ""})
+
+
+# --- helpers ------------------------------------------------------------------------------------------------------
+
+
+def format_duration(ms: int | None) -> str:
+    """Human duration of a call: ``41.5 s``, ``1 min 04 s``, ``2 h 05 min``; ``—`` while it runs."""
+    if ms is None:
+        return "—"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def _session_row(session: Session) -> dict:
+    return {
+        "id": session.id,
+        "url": reverse("console:session", args=[session.id]),
+        "agent_name": session.agent.name,
+        "started_at": session.started_at,
+        "duration": format_duration(session.duration_ms),
+        "status": session.status,
+        "status_label": session.get_status_display(),
+        "status_tone": STATUS_TONES.get(session.status, "info"),
+        "redaction_count": session.redaction_count,
+        "alert_count": session.alert_count,
+    }
+
+
+@dataclass
+class SessionFilters:
+    """The sessions list's GET filters, validated; an invalid value is dropped with a note, never a 500."""
+
+    agent: str = ""
+    status: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
+    has_alerts: bool = False
+    notes: tuple[str, ...] = ()
+
+    @classmethod
+    def from_query(cls, params, *, agent_ids: set[str]) -> "SessionFilters":
+        notes: list[str] = []
+        agent = params.get("agent", "").strip()
+        if agent and agent not in agent_ids:
+            notes.append("The agent filter was ignored: no such agent in this account.")
+            agent = ""
+        status = params.get("status", "").strip()
+        if status and status not in Session.Status.values:
+            notes.append("The status filter was ignored: it is not a session status.")
+            status = ""
+        date_from = _parse_date(params.get("from", ""), "from", notes)
+        date_to = _parse_date(params.get("to", ""), "to", notes)
+        if date_from and date_to and date_from > date_to:
+            notes.append("The date range was ignored: the 'from' date is after the 'to' date.")
+            date_from = date_to = None
+        alerts = params.get("alerts", "").strip()
+        if alerts not in ("", "1"):
+            notes.append("The 'has alerts' filter was ignored: use alerts=1.")
+        return cls(agent, status, date_from, date_to, alerts == "1", tuple(notes))
+
+    def apply(self, queryset):
+        if self.agent:
+            queryset = queryset.filter(agent_id=self.agent)
+        if self.status:
+            queryset = queryset.filter(status=self.status)
+        if self.date_from:
+            queryset = queryset.filter(started_at__gte=datetime.combine(self.date_from, time.min, tzinfo=UTC))
+        if self.date_to:
+            end = datetime.combine(self.date_to + timedelta(days=1), time.min, tzinfo=UTC)
+            queryset = queryset.filter(started_at__lt=end)
+        if self.has_alerts:
+            queryset = queryset.with_alerts()
+        return queryset
+
+    @property
+    def active(self) -> bool:
+        return bool(self.agent or self.status or self.date_from or self.date_to or self.has_alerts)
+
+    def query(self, **extra) -> str:
+        """The filters as a query string (for pagination links), plus ``extra``."""
+        params = {
+            "agent": self.agent,
+            "status": self.status,
+            "from": self.date_from.isoformat() if self.date_from else "",
+            "to": self.date_to.isoformat() if self.date_to else "",
+            "alerts": "1" if self.has_alerts else "",
+            **extra,
+        }
+        return urlencode({k: v for k, v in params.items() if v})
+
+
+def _parse_date(raw: str, name: str, notes: list[str]) -> date | None:
+    raw = raw.strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        notes.append(f"The '{name}' date was ignored: use the form YYYY-MM-DD.")
+        return None
+
+
+def _page_links(page, filters: SessionFilters) -> dict:
+    links = {}
+    if page.has_previous():
+        links["previous"] = "?" + filters.query(page=page.previous_page_number())
+    if page.has_next():
+        links["next"] = "?" + filters.query(page=page.next_page_number())
+    return links
+
+
+def _base_context(account: Account | None, nav: str) -> dict:
+    return {"account": account, "nav": nav}
+
+
+# --- sessions -----------------------------------------------------------------------------------------------------
+
+
+@login_required
+def session_list(request: HttpRequest) -> HttpResponse:
+    """The account's sessions, newest first: one query for the page and one COUNT, whatever the total."""
+    account = account_of(request.user)
+    agents = list(Agent.objects.visible_to(account).only("id", "name").order_by("name"))
+    filters = SessionFilters.from_query(request.GET, agent_ids={a.id for a in agents})
+    sessions = filters.apply(
+        Session.objects.visible_to(account).select_related("agent").order_by("-started_at", "-id")
+    ).only(
+        "id", "agent__name", "started_at", "ended_at", "status", "redaction_count", "alert_count"
+    )  # fmt: skip
+    page = Paginator(sessions, SESSIONS_PER_PAGE).get_page(request.GET.get("page"))
+    context = _base_context(account, "sessions") | {
+        "agents": agents,
+        "filters": filters,
+        "statuses": Session.Status.choices,
+        "rows": [_session_row(s) for s in page.object_list],
+        "page": page,
+        "page_links": _page_links(page, filters),
+    }
+    return render(request, "console/sessions.html", context)
+
+
+def _coverage_rows(report: dict) -> list[dict]:
+    coverage = report["safe_harbor_coverage"]
+    return [
+        {
+            "key": key,
+            "letter": key.split("_", 1)[0],
+            "label": label,
+            "status": coverage[key],
+            "status_label": COVERAGE_LABELS[coverage[key]],
+            "tone": COVERAGE_TONES[coverage[key]],
+        }
+        for key, label in CATEGORIES.items()
+    ]
+
+
+def _alert_rows(report: dict) -> tuple[list[dict], int]:
+    """The report's alerts with their turns, in seq order, at most ``ALERTS_ON_SCREEN``; and how many are left."""
+    leaks, baa, pci = report["leak_detection"], report["baa_chain"], report["pci_dss"]
+    sources = [
+        ("rehydration_failed", leaks["rehydration_failures"], lambda i: f"{i['entity_kind']} · {i['reason']}"),
+        ("leak_detected", leaks["residual_leaks"], lambda i: f"{i['entity_kind']} · at {i['stage']}"),
+        ("detection_degraded", leaks["detection_degraded"], lambda i: i["reason"]),
+        ("non_baa_egress", baa["alerts"], lambda i: f"{i['hop']} · {i['vendor']} · {i['retention_days']} d"),
+        ("card_not_masked", pci["alerts"], lambda i: f"Luhn {'valid' if i['luhn_valid'] else 'invalid'}"),
+    ]
+    rows = [
+        {"seq": item["seq"], "turn": item["turn"], "type": ALERT_LABELS[kind], "detail": describe(item)}
+        for kind, items, describe in sources
+        for item in items
+    ]
+    rows.sort(key=lambda row: row["seq"])
+    return rows[:ALERTS_ON_SCREEN], report["summary"]["alert_count"] - min(len(rows), ALERTS_ON_SCREEN)
+
+
+def _ts_text(value: str | None) -> str:
+    """``2026-11-20T14:00:00.481Z`` -> ``2026-11-20 14:00:00 UTC`` (the report's RFC 3339 times, for reading)."""
+    return f"{value[:10]} {value[11:19]} UTC" if value else ""
+
+
+def _report_context(report: dict) -> dict:
+    alert_rows, more_alerts = _alert_rows(report)
+    session = report["cover"]["session"]
+    return {
+        "report": report,
+        "coverage_rows": _coverage_rows(report),
+        "alert_rows": alert_rows,
+        "more_alerts": more_alerts,
+        "redactions_by_kind": sorted(report["redactions_by_kind"].items(), key=lambda kv: (-kv[1], kv[0])),
+        "redactions_by_pass": sorted(report["redactions_by_pass"].items(), key=lambda kv: (-kv[1], kv[0])),
+        "status_label": Session.Status(session["status"]).label,
+        "status_tone": STATUS_TONES.get(session["status"], "info"),
+        "duration": format_duration(session["duration_ms"]),
+        "started": _ts_text(session["started_at"]),
+        "generated_at": _ts_text(report["generated_at"]),
+        "sealed_at": _ts_text(report["audit_integrity"]["seal"]["sealed_at"]),
+        "pci_outcome": PCI_OUTCOMES.get(report["pci_dss"]["outcome"], report["pci_dss"]["outcome"]),
+    }
+
+
+@login_required
+def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
+    """One session's compliance report on screen, built from the verified log, with the download buttons."""
+    account = account_of(request.user)
+    try:
+        session = Session.objects.select_related("agent", "account").get_visible(account, session_id)
+    except SessionNotFound:
+        raise Http404("No such session.") from None
+    report_url = reverse("reports:session-report", args=[session.id])
+    context = _base_context(account, "sessions") | {
+        "session": session,
+        "started": session.started_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "status_label": session.get_status_display(),
+        "status_tone": STATUS_TONES.get(session.status, "info"),
+        "duration": format_duration(session.duration_ms),
+        "download_json": f"{report_url}?format=json",
+        "download_pdf": f"{report_url}?format=pdf",
+    }
+    try:
+        report = build_session_report(session, generated_at=timezone.now())
+    except AuditChainBroken as broken:
+        logger.error("audit chain of %s does not verify at seq %s: %s", session.id, broken.seq, broken.reason)
+        context["chain_broken"] = {"seq": broken.seq, "reason": broken.reason}
+        return render(request, "console/session.html", context, status=409)
+    context |= _report_context(report.as_json())
+    return render(request, "console/session.html", context)
+
+
+# --- agents -------------------------------------------------------------------------------------------------------
+
+
+@login_required
+def agent_list(request: HttpRequest) -> HttpResponse:
+    """The account's agents with their policy and their latest sessions: COUNT, one page, one prefetch."""
+    account = account_of(request.user)
+    recent = Session.objects.order_by("-started_at", "-id").only(
+        "id", "agent_id", "started_at", "ended_at", "status", "redaction_count", "alert_count"
+    )[:RECENT_SESSIONS_PER_AGENT]  # a sliced prefetch: one window-function query for the whole page
+    agents = (
+        Agent.objects.visible_to(account)
+        .select_related("policy")
+        .annotate(session_count=Count("sessions"))
+        .prefetch_related(Prefetch("sessions", queryset=recent, to_attr="recent_sessions"))
+        .order_by("name", "id")
+    )
+    page = Paginator(agents, AGENTS_PER_PAGE).get_page(request.GET.get("page"))
+    cards = []
+    for agent in page.object_list:
+        rows = []
+        for session in agent.recent_sessions:
+            session.agent = agent  # the row helper reads the agent's name; no query
+            rows.append(_session_row(session))
+        cards.append({
+            "agent": agent,
+            "policy": agent.policy,
+            "sessions_url": reverse("console:sessions") + "?" + urlencode({"agent": agent.id}),
+            "recent": rows,
+        })  # fmt: skip
+    context = _base_context(account, "agents") | {"cards": cards, "page": page}
+    return render(request, "console/agents.html", context)

@@ -1,0 +1,66 @@
+"""The report register: one row per report the service issued (who generated which report is audit evidence).
+
+Append-only like the audit log: the model and its queryset refuse updates and deletes, the admin is read-only,
+and the database refuses UPDATE (and DELETE on PostgreSQL) through triggers installed by migration 0002.
+"""
+
+from django.db import models
+from django.utils import timezone
+
+from audit.models import AppendOnlyError, Session
+from masker.models import Account
+
+
+class ReportRecordQuerySet(models.QuerySet):
+    def visible_to(self, account: Account | None):
+        if account is None:
+            return self.none()
+        return self.filter(account=account)
+
+    def update(self, **kwargs):
+        raise AppendOnlyError("the report register is append-only")
+
+    def delete(self):
+        raise AppendOnlyError("the report register is append-only")
+
+    def bulk_update(self, *args, **kwargs):
+        raise AppendOnlyError("the report register is append-only")
+
+
+class ReportRecord(models.Model):
+    """A report that was generated and handed out: its id, scope, subject, format, root and tree size, who
+    asked (``usr_…`` membership id or ``key_…`` API token id) and when. No report content, no PHI."""
+
+    class Format(models.TextChoices):
+        JSON = "json", "JSON"
+        PDF = "pdf", "PDF"
+
+    id = models.CharField(primary_key=True, max_length=40, editable=False)  # the report's own rep_ id
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="report_records")
+    scope = models.CharField(max_length=16, default="session")
+    session = models.ForeignKey(Session, on_delete=models.PROTECT, related_name="report_records")
+    format = models.CharField(max_length=8, choices=Format.choices)
+    merkle_root_hex = models.CharField(max_length=64)
+    tree_size = models.PositiveBigIntegerField()
+    signature_kid = models.CharField(max_length=64, blank=True)
+    generated_by = models.CharField(max_length=64)
+    generated_at = models.DateTimeField()
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    objects = ReportRecordQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-generated_at", "-id"]
+        indexes = [models.Index(fields=["account", "-generated_at"], name="report_account_generated")]
+        verbose_name = "issued report"
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.format}, {self.session_id})"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("the report register is append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("the report register is append-only")

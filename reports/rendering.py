@@ -1,0 +1,200 @@
+"""Two renderings of one report value: the JSON document and the auditor's PDF.
+
+- ``render_report_json(report) -> bytes``: ``{"report": {...}}``, keys in SPEC §7 order, UTF-8. The PDF embeds
+  exactly these bytes, so the attachment of a PDF equals a JSON download of the same report id.
+- ``render_report_html(report) -> str``: the template ``MASKER_REPORT_TEMPLATE`` (default
+  ``reports/session_report.html``) with a context precomputed here; templates never touch the database.
+- ``render_report_pdf(report) -> bytes``: WeasyPrint, PDF/A-3b, the JSON attached, every page stamped with the
+  report id, the Merkle root and "page X of Y". Assets come only from ``MASKER_REPORT_ASSETS_DIR`` (default
+  ``static/reports``) through ``LocalAssetFetcher``, which refuses every other URL -- http(s) above all -- and
+  makes any refused or missing asset fatal, so a PDF is never silently rendered without its stylesheet. Any failure
+  is raised as ``ReportGenerationFailed`` (500 ``report_generation_failed``) with the cause chained for the log.
+
+The PDF is bounded: it summarises, lists are capped at ``PDF_LIST_LIMIT`` rows with "and N more", so its size
+and render time do not grow with the log.
+"""
+
+import json
+import logging
+import mimetypes
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+from django.conf import settings
+from django.template.loader import render_to_string
+from weasyprint import HTML, Attachment
+from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
+
+from masker.errors import ReportGenerationFailed
+from reports.domain import SessionReport
+from reports.safe_harbor import CATEGORIES, REQUIRED_KINDS
+
+# WeasyPrint logs every rendering step at INFO; one report would print a dozen lines into the service log.
+logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
+
+DEFAULT_TEMPLATE = "reports/session_report.html"
+DEFAULT_ASSETS_DIR = Path(settings.BASE_DIR) / "static" / "reports"
+PDF_LIST_LIMIT = 15
+
+SECTION_TITLES = (
+    "Cover",
+    "Executive summary",
+    "HIPAA Safe Harbor matrix",
+    "PCI-DSS scope",
+    "Leak detection",
+    "Retention attestation",
+    "BAA chain",
+    "Redaction summary",
+    "Audit log integrity",
+    "Configuration snapshot",
+    "Verification",
+)
+STATUS_LABELS = {"full": "Full", "partial": "Partial", "none": "None", "not_applicable": "Not applicable"}
+ALERT_LABELS = {
+    "rehydration_failed": "Rehydration failures",
+    "leak_detected": "Residual PHI leaks",
+    "non_baa_egress": "Egress to vendors without a BAA",
+    "card_not_masked": "Card data not masked before egress",
+    "detection_degraded": "Detection degraded (fallback)",
+}
+PCI_OUTCOMES = {
+    "no_card_data": "Out of scope: no card data was detected in this session.",
+    "all_masked": "Card data was detected and masked before any egress.",
+    "card_data_exposed": "Card data was detected and NOT masked before egress.",
+}
+SPECIAL_RULES = {
+    "P_biometric": "Audio only: full when audio is neither retained nor forwarded",
+    "Q_photo": "Not handled (text and audio only)",
+}
+
+
+def report_filename(report: SessionReport, extension: str) -> str:
+    return f"masker-report-{report.session_id}.{extension}"
+
+
+def render_report_json(report: SessionReport) -> bytes:
+    """The JSON document: ``{"report": report.as_json()}``, indented, UTF-8, newline-terminated."""
+    return (json.dumps({"report": report.as_json()}, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+# --- HTML ---------------------------------------------------------------------------------------------------------
+
+
+def _capped(items: list[dict], total: int) -> dict[str, Any]:
+    shown = items[:PDF_LIST_LIMIT]
+    return {"rows": shown, "more": total - len(shown), "total": total}
+
+
+def _yes_no(value: bool | None, *, none: str = "n/a") -> str:
+    return none if value is None else ("Yes" if value else "No")
+
+
+def report_context(report: SessionReport) -> dict[str, Any]:
+    """Everything the template shows, precomputed from the report value (labels, tones, capped rows)."""
+    data = report.as_json()
+    cover, summary, integrity = data["cover"], data["summary"], data["audit_integrity"]
+    coverage = data["safe_harbor_coverage"]
+    leaks, pci, baa = data["leak_detection"], data["pci_dss"], data["baa_chain"]
+    retention = data["retention_attestation"]
+    seal = integrity["seal"]
+    signature = data.get("signature")
+    return {
+        "report": data,
+        "titles": dict(enumerate(SECTION_TITLES, start=1)),
+        "document_title": f"Masker session compliance report {data['id']}",
+        "attachment_name": report_filename(report, "json"),
+        "verdict_ok": summary["alert_count"] == 0,
+        "alert_rows": [
+            {"label": ALERT_LABELS[kind], "count": count} for kind, count in summary["alerts_by_type"].items()
+        ],
+        "coverage_rows": [
+            {
+                "letter": key.split("_", 1)[0],
+                "key": key,
+                "label": label,
+                "needs": SPECIAL_RULES.get(key) or ", ".join(REQUIRED_KINDS[key]),
+                "status": coverage[key],
+                "status_label": STATUS_LABELS[coverage[key]],
+            }
+            for key, label in CATEGORIES.items()
+        ],
+        "pci_outcome": PCI_OUTCOMES[pci["outcome"]],
+        "pci_all_masked": _yes_no(pci["all_masked_before_egress"]),
+        "pci_alerts": _capped(pci["alerts"], pci["alert_count"]),
+        "rehydration_failures": _capped(leaks["rehydration_failures"], leaks["rehydration_failure_count"]),
+        "residual_leaks": _capped(leaks["residual_leaks"], leaks["residual_leak_count"]),
+        "detection_degraded": _capped(leaks["detection_degraded"], leaks["detection_degraded_count"]),
+        "retention_encrypted": _yes_no(retention["all_payloads_encrypted"], none="n/a (nothing persisted)"),
+        "hops": _capped(baa["hops"], len(baa["hops"])),
+        "baa_alerts": _capped(baa["alerts"], baa["alert_count"]),
+        "by_kind": sorted(data["redactions_by_kind"].items(), key=lambda kv: (-kv[1], kv[0])),
+        "by_pass": list(data["redactions_by_pass"].items()),
+        "by_action": list(summary["redactions_by_action"].items()),
+        "duration_s": None if cover["session"]["duration_ms"] is None else cover["session"]["duration_ms"] / 1000,
+        "seal": seal,
+        "signature": signature,
+    }
+
+
+def render_report_html(report: SessionReport) -> str:
+    """The report as HTML (the PDF's source). Links its stylesheet relative to the assets directory."""
+    template = getattr(settings, "MASKER_REPORT_TEMPLATE", DEFAULT_TEMPLATE)
+    return render_to_string(template, report_context(report))
+
+
+# --- PDF ----------------------------------------------------------------------------------------------------------
+
+
+class LocalAssetFetcher(URLFetcher):
+    """Serves ``file:`` URLs inside one directory and refuses everything else (network URLs included).
+
+    Built with ``fail_on_errors=True``: WeasyPrint then stops the rendering on a refused or missing asset instead
+    of logging a warning and carrying on without it.
+    """
+
+    def __init__(self, root: Path):
+        super().__init__(allowed_protocols=("file",), allow_redirects=False, fail_on_errors=True)
+        self.root = Path(root).resolve()
+
+    def fetch(self, url: str, headers: dict | None = None) -> URLFetcherResponse:
+        parts = urlsplit(url)
+        if parts.scheme != "file":
+            raise PermissionError(f"report assets are local only; refused a {parts.scheme or 'relative'} URL")
+        path = Path(url2pathname(parts.path)).resolve()
+        if not path.is_relative_to(self.root):
+            raise PermissionError("report asset outside the assets directory")
+        if not path.is_file():
+            raise FileNotFoundError(f"report asset missing: {path.name}")
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return URLFetcherResponse(url, body=path.read_bytes(), headers={"Content-Type": content_type})
+
+
+def assets_dir() -> Path:
+    return Path(getattr(settings, "MASKER_REPORT_ASSETS_DIR", DEFAULT_ASSETS_DIR))
+
+
+def render_report_pdf(report: SessionReport) -> bytes:
+    """The PDF/A-3b rendering, with the JSON report (``render_report_json``) embedded as an attachment.
+
+    Raises ``ReportGenerationFailed`` for any failure (template, asset, layout), chaining the cause.
+    """
+    try:
+        root = assets_dir()
+        attachment = Attachment(
+            string=render_report_json(report),
+            name=report_filename(report, "json"),
+            description="Signed Masker Audit Schema v1 report (JSON) that this PDF renders",
+            created=report.generated_at,
+            modified=report.generated_at,
+            relationship="Data",
+        )
+        document = HTML(
+            string=render_report_html(report),
+            base_url=root.resolve().as_uri() + "/",
+            url_fetcher=LocalAssetFetcher(root),
+        )
+        return document.write_pdf(pdf_variant="pdf/a-3b", attachments=[attachment])
+    except (Exception, FatalURLFetchingError) as exc:  # FatalURLFetchingError is a BaseException
+        raise ReportGenerationFailed() from exc

@@ -1,0 +1,168 @@
+"""Report API: a session's compliance report (JSON or PDF) and the Masker Audit Schema v1 file.
+
+The report view authenticates (cookie or bearer token with ``reports:read``), checks ``format``, looks the session
+up scoped to the caller's account, then builds, signs, renders and records the report. That order is the
+contract: 401 before 400 before 404. Errors are raised, never built here (masker.errors renders them).
+"""
+
+import copy
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from django.http import HttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.permissions import AllowAny
+from rest_framework.views import APIView
+
+from audit.models import Session
+from masker.auth import HasScope, actor_of, request_account
+from masker.errors import InvalidFormat
+from masker.schema import error_responses
+from reports.domain import build_session_report, record_report, sign_report
+from reports.rendering import render_report_json, render_report_pdf, report_filename
+
+SCHEMA_FILE = Path(__file__).resolve().parent / "schema" / "masker-audit-v1.json"
+FORMATS = {"json": "application/json", "pdf": "application/pdf"}
+
+
+class IgnoreFormatNegotiation(BaseContentNegotiation):
+    """``?format=`` selects the report's format here, not a DRF renderer: DRF's default negotiation would answer
+    ``format=pdf`` with 404 before authentication. Errors always render as JSON (the only renderer)."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+def _openapi_30(node: Any) -> Any:
+    """The JSON Schema file (draft 2020-12) as an OpenAPI 3.0 schema object: refs inlined, ``const`` as a
+    one-value enum, ``null`` alternatives as ``nullable``; ``propertyNames`` dropped (3.0 has no such keyword)."""
+    if isinstance(node, list):
+        return [_openapi_30(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ("$schema", "$defs", "propertyNames"):
+            continue
+        if key == "const":
+            out["enum"] = [value]
+        elif key == "type" and isinstance(value, list):
+            kinds = [kind for kind in value if kind != "null"]
+            out["type"] = kinds[0]
+            if "null" in value:
+                out["nullable"] = True
+        elif key == "anyOf" and any(option == {"type": "null"} for option in value):
+            (other,) = [option for option in value if option != {"type": "null"}]
+            out.update(_openapi_30(other))
+            out["nullable"] = True
+        else:
+            out[key] = _openapi_30(value)
+    if out.get("type") == "null":  # an always-null field (e.g. an open seal's sealed_at)
+        out.pop("type")
+        out["nullable"] = True
+        out["enum"] = [None]
+    return out
+
+
+def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_inline_refs(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        return _inline_refs(copy.deepcopy(defs[node["$ref"].rsplit("/", 1)[1]]), defs)
+    return {key: _inline_refs(value, defs) for key, value in node.items()}
+
+
+@cache
+def audit_schema_bytes() -> bytes:
+    return SCHEMA_FILE.read_bytes()
+
+
+@cache
+def report_openapi_schema() -> dict[str, Any]:
+    schema = json.loads(audit_schema_bytes())
+    inlined = _inline_refs({k: v for k, v in schema.items() if k != "$defs"}, schema["$defs"])
+    return _openapi_30(inlined)
+
+
+class SessionReportView(APIView):
+    """A session's compliance report, generated on demand from its verified audit log (never cached)."""
+
+    permission_classes = [HasScope]
+    required_scope = "reports:read"
+    content_negotiation_class = IgnoreFormatNegotiation
+
+    @extend_schema(
+        operation_id="session_report",
+        summary="Session compliance report (JSON or PDF)",
+        description=(
+            "Walks and verifies the session's audit log and returns its compliance report: Masker Audit Schema v1 "
+            "JSON (see /api/v1/schemas/masker-audit-v1.json) or a PDF/A-3b rendering of the same report with the "
+            "signed JSON embedded. Each call issues a new report id and is recorded in the report register."
+        ),
+        parameters=[
+            OpenApiParameter(
+                "format",
+                OpenApiTypes.STR,
+                OpenApiParameter.QUERY,
+                enum=list(FORMATS),
+                default="json",
+                description="json (default) or pdf; anything else is 400 invalid_format.",
+            ),
+        ],
+        responses={
+            (200, "application/json"): OpenApiResponse(
+                response=report_openapi_schema(), description="The signed report (Masker Audit Schema v1)."
+            ),
+            (200, "application/pdf"): OpenApiResponse(
+                response=OpenApiTypes.BINARY, description="The PDF/A-3b report, with the JSON report attached."
+            ),
+        }
+        | error_responses(400, 401, 403, 404, 409, 500),
+        tags=["reports"],
+    )
+    def get(self, request, session_id: str) -> HttpResponse:
+        report_format = request.query_params.get("format", "json")
+        if report_format not in FORMATS:
+            raise InvalidFormat("format must be 'json' or 'pdf'.", details={"allowed": list(FORMATS)})
+        session = Session.objects.select_related("agent", "account").get_visible(request_account(request), session_id)
+        report = sign_report(build_session_report(session, generated_at=timezone.now()))
+        body = render_report_pdf(report) if report_format == "pdf" else render_report_json(report)
+        # Recorded once rendered: the register lists reports that were actually handed out.
+        record_report(report, report_format=report_format, generated_by=actor_of(request))
+        response = HttpResponse(body, content_type=FORMATS[report_format])
+        response["Content-Disposition"] = f'attachment; filename="{report_filename(report, report_format)}"'
+        return response
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response["Cache-Control"] = "no-store"  # success and errors alike: a report is never cached
+        return response
+
+
+class AuditSchemaView(APIView):
+    """The JSON Schema (draft 2020-12) every report conforms to. Public: it describes a format, holds no data."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="masker_audit_schema_v1",
+        summary="Masker Audit Schema v1 (JSON Schema, draft 2020-12)",
+        responses={(200, "application/schema+json"): OpenApiResponse(response=OpenApiTypes.OBJECT)},
+        auth=[],
+        tags=["reports"],
+    )
+    def get(self, request) -> HttpResponse:
+        response = HttpResponse(audit_schema_bytes(), content_type="application/schema+json")
+        response["Content-Disposition"] = 'inline; filename="masker-audit-v1.json"'
+        return response
