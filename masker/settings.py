@@ -207,5 +207,8 @@ LOGGING = {
     "loggers": {
         # Django's request logger prints request bodies on some errors; ours log ids only.
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+        # WeasyPrint narrates every layout step at INFO.
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
     },
 }
