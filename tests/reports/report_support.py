@@ -20,6 +20,43 @@ from tests.conftest import T0
 
 REPORT_ID = r"rep_[0-9A-HJKMNP-TV-Z]{26}"
 
+# Policies for the Safe Harbor matrix tests (besides audit.demo's full default and audio clinic policies).
+DATES_PARTIAL = """\
+name: dates-partial
+version: 1
+media: text
+entities:
+  NAME: {enabled: true, action: tokenize}
+  DOB: {enabled: true, action: tokenize}
+  DATE: {enabled: false, action: tokenize}
+  ADDRESS: {enabled: true, action: redact}
+  PHONE: {enabled: true, action: tokenize}
+"""
+
+PASSTHROUGH = """\
+name: passthrough-kinds
+version: 2
+media: text
+entities:
+  NAME: {enabled: true, action: passthrough}
+  PHONE: {enabled: true, action: passthrough}
+  EMAIL: {enabled: true, action: tokenize}
+  ACCOUNT: {enabled: true, action: tokenize}
+  CREDIT_CARD: {enabled: true, action: passthrough}
+  OTHER_ID: {enabled: true, action: passthrough}
+"""
+
+AUDIO_NOT_KEPT = """\
+name: audio-not-kept
+version: 1
+media: audio
+audio: {retained: false, forwarded: false}
+entities:
+  NAME: {enabled: true, action: tokenize}
+"""
+
+AUDIO_FORWARDED = AUDIO_NOT_KEPT.replace("forwarded: false", "forwarded: true")
+
 
 @cache
 def schema_validator() -> Draft202012Validator:

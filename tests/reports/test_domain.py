@@ -281,7 +281,10 @@ def test_walk_reads_back_the_exact_stored_bytes_even_with_escapes(agent):
     # COPY's text format escapes backslashes and control characters: the walk must undo exactly that. Such bytes
     # never come from append_events (validated fields), so they are planted directly (an INSERT is not refused).
     session, _ = start_session(agent, external_ref="call-1", started_at=T0)
-    odd = ['{"a":"back\\\\slash \\"quoted\\" \\u00e9 tab\\t"}', '{"b":"\\\\\\\\n not a newline","c":"\x7f raw \t and \n"}']
+    odd = [
+        '{"a":"back\\\\slash \\"quoted\\" \\u00e9 tab\\t"}',
+        '{"b":"\\\\\\\\n not a newline","c":"\x7f raw \t and \n"}',
+    ]
     for offset, canonical in enumerate(odd, start=1):
         AuditEvent.objects.create(id=f"evt_{offset:026d}", session_id=session.id, seq=offset, kind="x", ts=T0,
                                   canonical=canonical, event_hash="0" * 64, prev_hash=str(offset) * 64)  # fmt: skip

@@ -7,47 +7,13 @@ import pytest
 from audit.demo import CLINIC_BASIC, HEALTHCARE_DEFAULT
 from audit.policy import parse_policy
 from reports.safe_harbor import CATEGORIES, category_status, coverage_percent, safe_harbor_matrix
+from tests.reports.report_support import AUDIO_FORWARDED, AUDIO_NOT_KEPT, DATES_PARTIAL, PASSTHROUGH
 
 ALL_KEYS = [
     "A_names", "B_geo", "C_dates", "D_phone", "E_fax", "F_email", "G_ssn", "H_mrn", "I_health_plan", "J_account",
     "K_license", "L_vehicle", "M_device", "N_url", "O_ip", "P_biometric", "Q_photo", "R_other",
 ]  # fmt: skip
 
-DATES_PARTIAL = """\
-name: dates-partial
-version: 1
-media: text
-entities:
-  NAME: {enabled: true, action: tokenize}
-  DOB: {enabled: true, action: tokenize}
-  DATE: {enabled: false, action: tokenize}
-  ADDRESS: {enabled: true, action: redact}
-  PHONE: {enabled: true, action: tokenize}
-"""
-
-PASSTHROUGH = """\
-name: passthrough-kinds
-version: 2
-media: text
-entities:
-  NAME: {enabled: true, action: passthrough}
-  PHONE: {enabled: true, action: passthrough}
-  EMAIL: {enabled: true, action: tokenize}
-  ACCOUNT: {enabled: true, action: tokenize}
-  CREDIT_CARD: {enabled: true, action: passthrough}
-  OTHER_ID: {enabled: true, action: passthrough}
-"""
-
-AUDIO_NOT_KEPT = """\
-name: audio-not-kept
-version: 1
-media: audio
-audio: {retained: false, forwarded: false}
-entities:
-  NAME: {enabled: true, action: tokenize}
-"""
-
-AUDIO_FORWARDED = AUDIO_NOT_KEPT.replace("forwarded: false", "forwarded: true")
 
 
 def matrix_of(text: str) -> dict[str, str]:

@@ -10,14 +10,20 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.chain import append_events, verify_chain
-from audit.demo import DEMO_EMAIL
-from audit.models import AuditEvent
+from audit.chain import append_events, start_session, verify_chain
+from audit.demo import DEMO_EMAIL, HEALTHCARE_DEFAULT
+from audit.models import Agent, AuditEvent, Policy
 from masker.middleware import RequestIDLogFilter
 from masker.models import ApiToken, Membership
 from reports.models import ReportRecord
 from tests.conftest import append_only_guard_lifted
-from tests.reports.report_support import many_events
+from tests.reports.report_support import (
+    AUDIO_FORWARDED,
+    AUDIO_NOT_KEPT,
+    DATES_PARTIAL,
+    PASSTHROUGH,
+    many_events,
+)
 
 
 def report_url(session_id: str) -> str:
@@ -238,3 +244,34 @@ def test_schema_file_is_served_publicly():
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["$defs"]["report"]["additionalProperties"] is False
     assert reverse("reports:audit-schema") == "/api/v1/schemas/masker-audit-v1.json"
+
+
+FULL_DEFAULT = dict.fromkeys(
+    ["A_names", "B_geo", "C_dates", "D_phone", "E_fax", "F_email", "G_ssn", "H_mrn", "I_health_plan", "J_account",
+     "K_license", "L_vehicle", "M_device", "N_url", "O_ip"], "full",
+) | {"P_biometric": "not_applicable", "Q_photo": "not_applicable", "R_other": "partial"}  # fmt: skip
+NOTHING_TEXT = dict.fromkeys(FULL_DEFAULT, "none") | {"P_biometric": "not_applicable", "Q_photo": "not_applicable"}
+
+
+@pytest.mark.parametrize(
+    ("policy_text", "expected", "percent"),
+    [
+        (HEALTHCARE_DEFAULT, FULL_DEFAULT, 96.9),
+        (DATES_PARTIAL, NOTHING_TEXT | {"A_names": "full", "B_geo": "partial", "C_dates": "partial", "D_phone": "full"},
+         18.8),
+        (PASSTHROUGH, NOTHING_TEXT | {"F_email": "full", "J_account": "partial"}, 9.4),
+        (AUDIO_NOT_KEPT, NOTHING_TEXT | {"A_names": "full", "P_biometric": "full"}, 11.8),
+        (AUDIO_FORWARDED, NOTHING_TEXT | {"A_names": "full", "P_biometric": "none"}, 5.9),
+    ],
+    ids=["full-default", "dates-partial", "passthrough-kinds", "audio-not-kept", "audio-forwarded"],
+)  # fmt: skip
+def test_safe_harbor_matrix_through_the_endpoint(seeded, acme_client, policy_text, expected, percent):
+    policy = Policy.objects.create(account=seeded.account, name="p", version=1, yaml_text=policy_text)
+    agent = Agent.objects.create(account=seeded.account, name=f"Agent {policy.name} {policy.version}",
+                                 platform="vapi", upstream_model="m", policy=policy)  # fmt: skip
+    session, _ = start_session(agent, external_ref="call-matrix")
+    report = acme_client.get(report_url(session.id)).json()["report"]
+    assert report["safe_harbor_coverage"] == expected
+    assert list(report["safe_harbor_coverage"]) == list(FULL_DEFAULT)
+    assert report["summary"]["coverage_percent"] == report["safe_harbor"]["coverage_percent"] == percent
+    assert report["policy_snapshot"] == policy_text
