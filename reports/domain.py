@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from audit.chain import ChainSummary, ChainWalker, format_ts, walking
@@ -633,6 +634,13 @@ def _check_start(session: Session, tally: _Tally) -> None:
         raise AuditChainBroken(0, "the session's policy snapshot does not match the policy hash in the log")
 
 
+@lru_cache(maxsize=128)
+def _policy_of(snapshot: str) -> PolicyDoc:
+    """The parsed policy snapshot. Cached by its text: parsing YAML cost more than walking a 300-event log, and a
+    snapshot never changes (sessions share a handful of policy versions). Treat the result as read-only."""
+    return parse_policy(snapshot)
+
+
 def _sorted_counts(counts: dict[str, int], order: Iterable[str] | None = None) -> tuple[tuple[str, int], ...]:
     if order is None:
         return tuple(sorted(counts.items()))
@@ -667,7 +675,7 @@ def build_session_report(session: Session, *, generated_at: datetime) -> Session
         # Ids and the reason only (never event contents): a broken chain is an integrity incident.
         logger.error("audit chain broken: session %s at seq %s: %s", session.id, broken.seq, broken.reason)
         raise
-    policy_doc: PolicyDoc = parse_policy(session.policy_snapshot)
+    policy_doc = _policy_of(session.policy_snapshot)
     matrix = safe_harbor_matrix(policy_doc)
     started, ended = tally.started, tally.ended
     stamped = format_ts(generated_at)

@@ -15,7 +15,6 @@ ALL_KEYS = [
 ]  # fmt: skip
 
 
-
 def matrix_of(text: str) -> dict[str, str]:
     return dict(safe_harbor_matrix(parse_policy(text)).coverage)
 
