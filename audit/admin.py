@@ -7,6 +7,7 @@ from django.utils.html import format_html
 from audit.chain import verify_chain
 from audit.errors import AuditChainBroken
 from audit.models import Agent, AuditEvent, IdempotencyRecord, Policy, Session
+from masker.admin import ReadOnlyModelAdmin
 
 
 @admin.register(Policy)
@@ -88,7 +89,7 @@ class SessionAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyModelAdmin):
     """Strictly read-only: no add, change or delete, and no bulk actions."""
 
     list_display = ("id", "session", "seq", "kind", "ts", "turn", "entity_kind")
@@ -96,21 +97,11 @@ class AuditEventAdmin(admin.ModelAdmin):
     search_fields = ("session__id", "id")
     readonly_fields = ("id", "session", "seq", "kind", "ts", "turn", "entity_kind", "canonical", "event_hash",
                        "prev_hash")  # fmt: skip
-    actions = None
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(IdempotencyRecord)
-class IdempotencyRecordAdmin(admin.ModelAdmin):
+class IdempotencyRecordAdmin(ReadOnlyModelAdmin):
     """The stored answers of keyed event batches (issue 5), for inspection only: they are written with the append."""
 
     list_display = ("session", "key", "principal", "response_status", "created_at")
@@ -118,13 +109,3 @@ class IdempotencyRecordAdmin(admin.ModelAdmin):
     readonly_fields = ("session", "key", "request_sha256", "principal", "response_status", "response_body",
                        "created_at")  # fmt: skip
     list_select_related = ("session",)
-    actions = None
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -5,6 +5,21 @@ from django.template.response import TemplateResponse
 from masker.models import Account, ApiToken, Membership, TokenRateWindow
 
 
+class ReadOnlyModelAdmin(admin.ModelAdmin):
+    """Inspection only: no add, change, delete or bulk actions (evidence and bookkeeping rows)."""
+
+    actions = None
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
     list_display = ("id", "name", "created_at")
@@ -80,18 +95,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(TokenRateWindow)
-class TokenRateWindowAdmin(admin.ModelAdmin):
+class TokenRateWindowAdmin(ReadOnlyModelAdmin):
     """Per-token request counts of the current rate-limit windows (masker.throttling); read-only."""
 
     list_display = ("token", "window_start", "count")
     readonly_fields = ("token", "window_start", "count")
-    actions = None
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -1,10 +1,11 @@
 from django.contrib import admin
 
+from masker.admin import ReadOnlyModelAdmin
 from reports.models import ReportRecord
 
 
 @admin.register(ReportRecord)
-class ReportRecordAdmin(admin.ModelAdmin):
+class ReportRecordAdmin(ReadOnlyModelAdmin):
     """The report register: strictly read-only (who generated which report is audit evidence)."""
 
     list_display = ("id", "generated_at", "account", "session", "format", "tree_size", "merkle_root_hex",
@@ -15,14 +16,4 @@ class ReportRecordAdmin(admin.ModelAdmin):
     date_hierarchy = "generated_at"
     readonly_fields = ("id", "account", "scope", "session", "format", "merkle_root_hex", "tree_size",
                        "signature_kid", "generated_by", "generated_at", "recorded_at")  # fmt: skip
-    actions = None
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
