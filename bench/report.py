@@ -115,7 +115,8 @@ def main() -> None:
 
     baseline = common.rss_mb()
     print(f"\nRSS after setup: {baseline:.0f} MB (peak so far {common.peak_rss_mb():.0f} MB); median of {args.repeat}")
-    print(f"{'events':>10} | {'floor s':>8} | {'JSON s':>8} | {'JSON/floor':>10} | {'PDF s':>7} | {'PDF-JSON s':>10} | "
+    print("JSON/floor: the median of the ratios of interleaved pairs, then the ratio of the medians")
+    print(f"{'events':>10} | {'floor s':>8} | {'JSON s':>8} | {'JSON/floor':>13} | {'PDF s':>7} | {'PDF-JSON s':>10} | "
           f"{'peak RSS growth MB':>18}")  # fmt: skip
     rows = []
     for size in args.sizes:
@@ -134,7 +135,8 @@ def main() -> None:
         # The ratio of each interleaved pair, then the median: steadier than a ratio of medians on a shared machine.
         ratio = statistics.median(jt / ft for jt, ft in zip(json_times, floor_times, strict=True))
         rows.append((size, f, j, p, growth, ratio))
-        print(f"{size:>10,} | {f:>8.2f} | {j:>8.2f} | {ratio:>9.2f}x | {p:>7.2f} | {p - j:>10.2f} | {growth:>18.0f}")
+        print(f"{size:>10,} | {f:>8.2f} | {j:>8.2f} | {ratio:>5.2f}x {j / f:>5.2f}x | {p:>7.2f} | {p - j:>10.2f} | "
+              f"{growth:>18.0f}")  # fmt: skip
 
     json_ms, pdf_ms = through_client(sessions[300], args.requests)
     print(f"\n300-event session through the Django test client, median of {args.requests}: JSON {json_ms:.1f} ms, "
@@ -142,7 +144,9 @@ def main() -> None:
 
     largest = rows[-1]
     print("\ntargets:")
-    print(f"  JSON <= 1.5x floor at {largest[0]:,}: {largest[5]:.2f}x {'OK' if largest[5] <= 1.5 else 'MISSED'}")
+    ratio_ok = "OK" if largest[5] <= 1.5 else "MISSED"
+    print(f"  JSON <= 1.5x floor at {largest[0]:,}: {largest[5]:.2f}x (median of paired runs; ratio of medians "
+          f"{largest[2] / largest[1]:.2f}x) {ratio_ok}")  # fmt: skip
     rss_ok = "OK" if largest[4] <= 150 else "MISSED"
     print(f"  peak RSS growth <= 150 MB at {largest[0]:,}: {largest[4]:.0f} MB {rss_ok}")
     worst = max(row[3] - row[2] for row in rows)
