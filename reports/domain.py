@@ -17,16 +17,19 @@ PDF. ``sign_report`` adds the Ed25519 signature over the RFC 8785 bytes of ``as_
 """
 
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
+from itertools import compress
+from operator import itemgetter
 from typing import Any
 
-from audit.chain import ChainSummary, ChainWalker, format_ts, walking
+from audit.chain import ChainSummary, format_ts, walk_chain
 from audit.errors import AuditChainBroken
-from audit.events import event_alert
+from audit.events import KIND_FIELDS, event_alert
 from audit.models import Session
 from audit.policy import PolicyDoc, parse_policy, policy_sha256
 from audit.signing import sign_object
@@ -522,12 +525,13 @@ class _Capped:
 
 @dataclass
 class _Tally:
-    """Everything the report counts from events other than redactions (which ``_walk`` counts inline, being most
-    of any log), fed one verified event at a time. Memory: O(distinct vendors and kinds), lists capped."""
+    """Everything the report counts from the verified events, fed a chunk at a time by ``walk_chain`` (which, for
+    a long log, runs it in its checking process: it must stay picklable). Memory: O(distinct vendors and kinds),
+    lists capped."""
 
-    redactions: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (entity, pass, action) -> count
+    redactions: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (entity, pass, action) -> count
     alerts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ALERT_TYPES, 0))
-    rehydrations: int = 0
+    kinds: Counter[str] = field(default_factory=Counter)
     rehydration_failures: _Capped = field(default_factory=_Capped)
     leaks: _Capped = field(default_factory=_Capped)
     degraded: _Capped = field(default_factory=_Capped)
@@ -541,10 +545,27 @@ class _Tally:
     payloads_unencrypted: int = 0
     started: dict | None = None
     ended: dict | None = None
-    events: int = 0
     last_ts: str = ""
 
-    def add(self, event: dict) -> None:
+    def add_events(self, events: list[dict]) -> None:
+        """Tally a verified chunk. Redactions (most of any log) and rehydrations are counted with whole-list
+        operations that run in C, since the kind alone decides; every other event goes through ``_add_one``."""
+        try:
+            kinds = list(map(_KIND, events))
+            self.kinds.update(kinds)
+            self.redactions.update(map(_REDACTION_KEY, compress(events, map(_REDACTED.__eq__, kinds))))
+            for event in compress(events, map(_ONE_BY_ONE.__contains__, kinds)):
+                self._add_one(event)
+        except (KeyError, TypeError):
+            # Verified bytes that are not a well-formed v1 event: the log cannot back a report.
+            raise AuditChainBroken(_first_malformed(events), "event is not a valid v1 event of its kind") from None
+        self.last_ts = events[-1]["ts"]
+
+    @property
+    def rehydrations(self) -> int:
+        return self.kinds["phi.rehydrated"]
+
+    def _add_one(self, event: dict) -> None:
         kind, seq = event["kind"], event["seq"]
         alert = event_alert(kind, event)
         if alert is not None:
@@ -558,8 +579,6 @@ class _Tally:
                 hop[0] += 1
             if alert is not None:
                 self.baa_alerts.add(seq, event["turn"], ("hop", key[0]), ("vendor", key[1]), ("retention_days", key[3]))
-        elif kind == "phi.rehydrated":
-            self.rehydrations += 1
         elif kind == "phi.rehydration_failed":
             self.rehydration_failures.add(
                 seq, event["turn"], ("entity_kind", event["entity_kind"]), ("reason", event["reason"])
@@ -597,27 +616,29 @@ class _Tally:
         return sum(self.redactions.values())
 
 
+_KIND = itemgetter("kind")
+_REDACTED = "phi.redacted"
+_REDACTION_KEY = itemgetter("entity_kind", "pass", "action")
+# Kinds whose figures need more than a count by kind: everything but redactions and rehydrations.
+_ONE_BY_ONE = frozenset(KIND_FIELDS) - {"phi.redacted", "phi.rehydrated"}
+
+
+def _first_malformed(events: list[dict]) -> int:
+    """The seq of the first event of a verified chunk that lacks a field the tally reads."""
+    for event in events:
+        try:
+            if event["kind"] == _REDACTED:
+                _REDACTION_KEY(event)
+            elif event["kind"] in _ONE_BY_ONE:
+                _Tally()._add_one(event)
+        except (KeyError, TypeError):
+            return event["seq"]
+    return events[0]["seq"]
+
+
 def _walk(session: Session) -> tuple[ChainSummary, _Tally]:
     """One streaming pass: verify every event and tally it. Raises ``AuditChainBroken`` at the first bad seq."""
-    walker, tally = ChainWalker(session.id), _Tally()
-    redactions, add = tally.redactions, tally.add
-    event = None
-    try:
-        with walking(session, walker) as events:
-            for event in events:
-                # Redactions are most of any log: counted here, by one composite key, without a method call.
-                if event["kind"] == "phi.redacted":
-                    key = (event["entity_kind"], event["pass"], event["action"])
-                    redactions[key] = redactions.get(key, 0) + 1
-                else:
-                    add(event)
-    except (KeyError, TypeError):
-        # Verified bytes that are not a well-formed v1 event: the log cannot back a report. (``event`` passed the
-        # walker's checks, so its seq is its position.)
-        raise AuditChainBroken(event["seq"], "event is not a valid v1 event of its kind") from None
-    summary = walker.finish(expected_size=session.tree_size, expected_head=session.chain_head, seal=session.seal)
-    tally.events = summary.tree_size
-    tally.last_ts = event["ts"] if event is not None else ""
+    summary, tally = walk_chain(session, _Tally())
     _check_start(session, tally)
     return summary, tally
 
@@ -706,7 +727,7 @@ def build_session_report(session: Session, *, generated_at: datetime) -> Session
             window_to=tally.last_ts,
         ),
         summary=Summary(
-            total_events=tally.events,
+            total_events=chain.tree_size,
             total_redactions=tally.total_redactions,
             coverage_percent=matrix.coverage_percent,
             alert_count=sum(tally.alerts.values()),

@@ -8,8 +8,17 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
+from audit import chain
 from audit.canonical import canonical_bytes
-from audit.chain import append_events, end_session, start_session, verify_chain
+from audit.chain import (
+    ChainWalker,
+    append_events,
+    check_chunk,
+    end_session,
+    iter_canonical,
+    start_session,
+    verify_chain,
+)
 from audit.errors import AuditChainBroken, SessionEnded
 from audit.merkle import leaf_hash, merkle_root
 from audit.models import AuditEvent
@@ -121,3 +130,94 @@ def test_verify_chain_command_fails_on_tampering_and_unknown_ids(agent):
         call_command("verify_chain", session.id)
     with pytest.raises(CommandError, match="not found"):
         call_command("verify_chain", "sess_nonsense")
+
+
+def _walk_in_chunks(session_id, rows, size):
+    walker = ChainWalker(session_id)
+    for start in range(0, len(rows), size):
+        chunk = rows[start : start + size]
+        first_seq, prev_head = walker.expected_seq, walker.head
+        check_chunk(chunk, prev_head, walker.hash_chunk(chunk), first_seq, session_id)
+    return walker
+
+
+@pytest.mark.parametrize(
+    ("mutate", "seq", "reason"),
+    [
+        (lambda rows: [*rows[:5], rows[5].replace(b"ner_timeout", b"ner_timeouX"), *rows[6:]], 6, "prev_hash"),
+        (lambda rows: rows[:4] + rows[5:], 4, "gap"),
+        (lambda rows: [*rows[:4], rows[5], rows[4], *rows[6:]], 4, "gap"),
+        (lambda rows: [*rows[:7], b"not json", *rows[8:]], 7, "not JSON"),
+        (lambda rows: [*rows[:7], b"[1]", *rows[8:]], 7, "not a JSON object"),
+        (lambda rows: [*rows[:3], rows[3].replace(b'"seq":3', b'"seq":true'), *rows[4:]], 3, "another position"),
+        (lambda rows: [*rows[:3], rows[3].replace(b'"session_id":"', b'"session_id":"x'), *rows[4:]], 3, "session"),
+        (lambda rows: [*rows[:3], rows[3].replace(b'"prev_hash":"', b'"prev_hash":"0'), *rows[4:]], 3, "prev_hash"),
+        (lambda rows: [*rows[:3], rows[3].replace(b'"prev_hash":', b'"prev_hash":7,"x":'), *rows[4:]], 3, "prev_hash"),
+    ],
+)
+@pytest.mark.parametrize("chunk", [1, 3, 4096])
+def test_walker_names_the_first_bad_seq_whatever_the_chunking(agent, mutate, seq, reason, chunk):
+    session, _ = start_session(agent, external_ref="call-1")
+    append_events(session, [EVENT] * 11)
+    rows = list(iter_canonical(session))
+    intact = _walk_in_chunks(session.id, rows, chunk)
+    assert (intact.expected_seq, intact.accumulator.root().hex()) == (12, verify_chain(session).merkle_root_hex)
+    with pytest.raises(AuditChainBroken) as caught:
+        _walk_in_chunks(session.id, mutate(rows), chunk)
+    assert caught.value.seq == seq
+    assert reason in caught.value.reason
+
+
+@pytest.fixture
+def pipelined(monkeypatch):
+    """Walks of any length check in a forked process, over chunks of 3 events: the path of a long log."""
+    monkeypatch.setattr(chain, "PIPELINE_MIN_EVENTS", 0)
+    monkeypatch.setattr(chain, "CHUNK_EVENTS", 3)
+
+
+def test_pipelined_walk_agrees_with_the_in_process_walk(agent, pipelined):
+    session, _ = start_session(agent, external_ref="call-1")
+    append_events(session, [EVENT] * 10)
+    end_session(session, status="ok")
+    hashes = [
+        bytes.fromhex(h)
+        for h in AuditEvent.objects.filter(session=session).order_by("seq").values_list("event_hash", flat=True)
+    ]
+    assert verify_chain(session).merkle_root_hex == merkle_root(hashes).hex() == session.seal["merkle_root_hex"]
+
+
+def test_pipelined_walk_names_the_altered_event(agent, pipelined):
+    session, _ = start_session(agent, external_ref="call-1")
+    append_events(session, [EVENT] * 10)
+    with append_only_guard_lifted(), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE audit_auditevent SET canonical = REPLACE(canonical, 'ner_timeout', 'ner_timeouX') "
+            "WHERE session_id = %s AND seq = 7",
+            [session.id],
+        )
+    with pytest.raises(AuditChainBroken) as caught:
+        verify_chain(session)
+    assert (caught.value.seq, caught.value.reason) == (7, chain.BYTES_CHANGED)
+
+
+@pytest.mark.parametrize(
+    ("sql", "seq", "reason"),
+    [
+        # A stored row holding the separator the PostgreSQL read joins runs of events with.
+        ("UPDATE audit_auditevent SET canonical = REPLACE(canonical, 'ner_timeout', 'ner\x1etimeout') "
+         "WHERE session_id = %s AND seq = 4", 4, "not JSON"),
+        # A whole run of events gone (seq 3..5 with runs of 3): the run reads as NULL.
+        ("DELETE FROM audit_auditevent WHERE session_id = %s AND seq BETWEEN 3 AND 5", 3, "gap"),
+        ("DELETE FROM audit_auditevent WHERE session_id = %s AND seq = 7", 7, "gap"),
+    ],
+)  # fmt: skip
+def test_altered_runs_are_read_back_as_stored(agent, monkeypatch, sql, seq, reason):
+    monkeypatch.setattr(chain, "CHUNK_EVENTS", 3)
+    session, _ = start_session(agent, external_ref="call-1")
+    append_events(session, [EVENT] * 10)
+    with append_only_guard_lifted(), connection.cursor() as cursor:
+        cursor.execute(sql, [session.id])
+    with pytest.raises(AuditChainBroken) as caught:
+        verify_chain(session)
+    assert caught.value.seq == seq
+    assert reason in caught.value.reason

@@ -9,6 +9,7 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from django.db import connection
 
+from audit import chain
 from audit.chain import append_events, end_session, format_ts, iter_canonical, start_session, verify_chain
 from audit.errors import AuditChainBroken
 from audit.events import event_alert
@@ -49,6 +50,20 @@ def test_every_seeded_report_matches_an_independent_recount(seeded):
         alerts = [event_alert(e.kind, json.loads(e.canonical)) for e in events]
         assert report["summary"]["alert_count"] == sum(a is not None for a in alerts) == session.alert_count
         assert sum(report["summary"]["alerts_by_type"].values()) == report["summary"]["alert_count"]
+
+
+def test_a_long_log_walked_in_two_processes_gives_the_same_report(seeded, monkeypatch):
+    """From ``PIPELINE_MIN_EVENTS`` on, a second process checks and tallies: forced here for every seeded session,
+    over chunks of 2 events, the report is the one the in-process walk builds."""
+    in_process = {session.id: report_of(session) for session in seeded.sessions + seeded.other_sessions}
+    monkeypatch.setattr(chain, "PIPELINE_MIN_EVENTS", 0)
+    monkeypatch.setattr(chain, "CHUNK_EVENTS", 2)
+    for session in seeded.sessions + seeded.other_sessions:
+        report = report_of(session)
+        expected = in_process[session.id]
+        assert {k: v for k, v in report.items() if k not in ("id", "signature")} == {
+            k: v for k, v in expected.items() if k not in ("id", "signature")
+        }
 
 
 def test_report_keys_are_in_spec_order(seeded):
