@@ -2,7 +2,7 @@
 
 ``build_session_report(session, *, generated_at)`` walks the session's events once, in ``seq`` order, streamed
 from the database (memory does not grow with the log): each stored canonical byte string is re-hashed, its
-``seq``, ``session_id`` and ``prev_hash`` are checked against the chain (``audit.chain.ChainWalker``), the RFC 6962
+``seq``, ``session_id`` and ``prev_hash`` are checked against the chain (``audit.chain.walk_chain``), the RFC 6962
 root is computed incrementally, and every figure in the report is tallied from those same verified bytes -- never
 from the denormalised counters on ``Session``. If anything does not verify, ``AuditChainBroken`` names the first
 bad seq and no report exists.
