@@ -155,7 +155,7 @@ def _walk_in_chunks(session_id, rows, size):
         (lambda rows: [*rows[:3], rows[3].replace(b'"prev_hash":', b'"prev_hash":7,"x":'), *rows[4:]], 3, "prev_hash"),
     ],
 )
-@pytest.mark.parametrize("chunk", [1, 3, 4096])
+@pytest.mark.parametrize("chunk", [1, 3, 1024])
 def test_walker_names_the_first_bad_seq_whatever_the_chunking(agent, mutate, seq, reason, chunk):
     session, _ = start_session(agent, external_ref="call-1")
     append_events(session, [EVENT] * 11)
