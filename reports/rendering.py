@@ -17,6 +17,7 @@ and render time do not grow with the log.
 import json
 import logging
 import mimetypes
+import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +26,7 @@ from urllib.request import url2pathname
 from django.conf import settings
 from django.template.loader import render_to_string
 from weasyprint import HTML, Attachment
+from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
 from masker.errors import ReportGenerationFailed
@@ -171,6 +173,18 @@ class LocalAssetFetcher(URLFetcher):
         return URLFetcherResponse(url, body=path.read_bytes(), headers={"Content-Type": content_type})
 
 
+_fonts = threading.local()
+
+
+def _font_config() -> FontConfiguration:
+    """One per thread, reused by every rendering: setting fontconfig up again cost ~200 ms of a ~700 ms report PDF.
+    The report's CSS declares no ``@font-face``, so nothing is ever added to it after creation."""
+    config = getattr(_fonts, "config", None)
+    if config is None:
+        config = _fonts.config = FontConfiguration()
+    return config
+
+
 def assets_dir() -> Path:
     return Path(getattr(settings, "MASKER_REPORT_ASSETS_DIR", DEFAULT_ASSETS_DIR))
 
@@ -195,6 +209,6 @@ def render_report_pdf(report: SessionReport) -> bytes:
             base_url=root.resolve().as_uri() + "/",
             url_fetcher=LocalAssetFetcher(root),
         )
-        return document.write_pdf(pdf_variant="pdf/a-3b", attachments=[attachment])
+        return document.write_pdf(pdf_variant="pdf/a-3b", attachments=[attachment], font_config=_font_config())
     except (Exception, FatalURLFetchingError) as exc:  # FatalURLFetchingError is a BaseException
         raise ReportGenerationFailed() from exc
