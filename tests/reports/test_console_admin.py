@@ -12,17 +12,11 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.chain import verify_chain
-from audit.demo import seed_demo
 from audit.errors import AuditChainBroken
 from audit.models import AuditEvent, Session
 from tests.conftest import append_only_guard_lifted
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def demo():
-    return seed_demo()
 
 
 @pytest.fixture
@@ -53,7 +47,7 @@ def test_every_model_of_our_apps_is_registered_in_the_admin():
             assert admin.site.is_registered(model), f"{model.__name__} is not in the admin"
 
 
-def test_staff_can_open_the_list_and_an_object_of_every_registered_model(staff_client, demo):
+def test_staff_can_open_the_list_and_an_object_of_every_registered_model(staff_client, seeded):
     for model in admin.site._registry:
         response = staff_client.get(_admin_url(model, "changelist"))
         assert response.status_code == 200, model.__name__
@@ -63,15 +57,15 @@ def test_staff_can_open_the_list_and_an_object_of_every_registered_model(staff_c
             assert response.status_code == 200, model.__name__
 
 
-def test_a_console_user_who_is_not_staff_cannot_open_the_admin(client, demo):
-    client.force_login(demo.account.memberships.get().user)
+def test_a_console_user_who_is_not_staff_cannot_open_the_admin(client, seeded):
+    client.force_login(seeded.account.memberships.get().user)
     response = client.get("/admin/")
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
 
 
-def test_audit_events_cannot_be_added_changed_or_deleted_in_the_admin(staff_client, demo):
-    event = AuditEvent.objects.filter(session=demo.sessions[0]).order_by("seq").first()
+def test_audit_events_cannot_be_added_changed_or_deleted_in_the_admin(staff_client, seeded):
+    event = AuditEvent.objects.filter(session=seeded.sessions[0]).order_by("seq").first()
     before = (event.canonical, event.event_hash)
     assert staff_client.get(_admin_url(AuditEvent, "add")).status_code == 403
     assert staff_client.post(_admin_url(AuditEvent, "add"), {"seq": 99}).status_code == 403
@@ -83,8 +77,8 @@ def test_audit_events_cannot_be_added_changed_or_deleted_in_the_admin(staff_clie
     assert (event.canonical, event.event_hash) == before
 
 
-def test_audit_event_pages_offer_no_write_controls(staff_client, demo):
-    event = AuditEvent.objects.filter(session=demo.sessions[0]).first()
+def test_audit_event_pages_offer_no_write_controls(staff_client, seeded):
+    event = AuditEvent.objects.filter(session=seeded.sessions[0]).first()
     change_page = staff_client.get(_admin_url(AuditEvent, "change", event.pk)).content.decode()
     assert 'name="_save"' not in change_page
     assert "deletelink" not in change_page
@@ -94,8 +88,8 @@ def test_audit_event_pages_offer_no_write_controls(staff_client, demo):
     assert event.canonical[:40].replace('"', "&quot;") in change_page  # the stored bytes are inspectable
 
 
-def test_verify_chain_action_reports_each_selected_session(staff_client, demo):
-    sessions = demo.sessions[:3]
+def test_verify_chain_action_reports_each_selected_session(staff_client, seeded):
+    sessions = seeded.sessions[:3]
     response = staff_client.post(
         _admin_url(Session, "changelist"),
         {"action": "verify_chains", "_selected_action": [s.pk for s in sessions]},
@@ -108,8 +102,8 @@ def test_verify_chain_action_reports_each_selected_session(staff_client, demo):
         assert f"{session.id}: verified, {session.tree_size} events, root {root}" in messages
 
 
-def test_verify_chain_action_flags_a_tampered_session(staff_client, demo):
-    broken, intact = demo.sessions[0], demo.sessions[1]
+def test_verify_chain_action_flags_a_tampered_session(staff_client, seeded):
+    broken, intact = seeded.sessions[0], seeded.sessions[1]
     bad_seq = _tamper(broken, 2)
     response = staff_client.post(
         _admin_url(Session, "changelist"),
@@ -123,8 +117,8 @@ def test_verify_chain_action_flags_a_tampered_session(staff_client, demo):
     assert f"does not verify at seq {bad_seq}" in page
 
 
-def test_session_admin_shows_the_verified_root_and_links_to_both_report_downloads(staff_client, demo):
-    session = demo.sessions[0]
+def test_session_admin_shows_the_verified_root_and_links_to_both_report_downloads(staff_client, seeded):
+    session = seeded.sessions[0]
     page = staff_client.get(_admin_url(Session, "change", session.pk)).content.decode()
     assert verify_chain(session).merkle_root_hex in page
     report_url = reverse("reports:session-report", args=[session.id])
@@ -133,15 +127,15 @@ def test_session_admin_shows_the_verified_root_and_links_to_both_report_download
     assert report_url == f"/api/v1/sessions/{session.id}/report"
 
 
-def test_sessions_cannot_be_added_or_deleted_in_the_admin(staff_client, demo):
+def test_sessions_cannot_be_added_or_deleted_in_the_admin(staff_client, seeded):
     assert staff_client.get(_admin_url(Session, "add")).status_code == 403
-    assert staff_client.get(_admin_url(Session, "delete", demo.sessions[0].pk)).status_code == 403
+    assert staff_client.get(_admin_url(Session, "delete", seeded.sessions[0].pk)).status_code == 403
 
 
-def test_report_register_lists_downloads_and_is_read_only(staff_client, demo):
-    session = demo.sessions[0]
+def test_report_register_lists_downloads_and_is_read_only(staff_client, seeded):
+    session = seeded.sessions[0]
     member_client = Client()
-    member_client.force_login(demo.account.memberships.get().user)
+    member_client.force_login(seeded.account.memberships.get().user)
     for fmt in ("json", "pdf"):
         assert member_client.get(f"/api/v1/sessions/{session.id}/report", {"format": fmt}).status_code == 200
     register = next(m for m in apps.get_app_config("reports").get_models() if admin.site.is_registered(m))

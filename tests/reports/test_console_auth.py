@@ -6,7 +6,7 @@ from django.contrib.auth.signals import user_login_failed
 from django.core.cache import cache
 from django.test import Client
 
-from audit.demo import DEMO_EMAIL, DEMO_PASSWORD, OTHER_EMAIL, seed_demo
+from audit.demo import DEMO_EMAIL, DEMO_PASSWORD, OTHER_EMAIL
 from masker.throttling import LOGIN_FAILURE_LIMIT
 
 pytestmark = pytest.mark.django_db
@@ -18,11 +18,6 @@ def _fresh_throttle_counters():
     cache.clear()
     yield
     cache.clear()
-
-
-@pytest.fixture
-def demo():
-    return seed_demo()
 
 
 def _sign_in(client, email, password, **extra):
@@ -40,7 +35,7 @@ def test_login_page_has_labelled_email_and_password_fields_and_a_csrf_token(clie
     assert "<h1>Sign in</h1>" in html
 
 
-def test_correct_login_sets_the_masker_session_cookie_and_opens_the_sessions_page(client, demo):
+def test_correct_login_sets_the_masker_session_cookie_and_opens_the_sessions_page(client, seeded):
     response = _sign_in(client, DEMO_EMAIL, DEMO_PASSWORD)
     assert response.status_code == 302
     assert response["Location"] == "/sessions/"
@@ -50,13 +45,13 @@ def test_correct_login_sets_the_masker_session_cookie_and_opens_the_sessions_pag
     assert client.get("/sessions/").status_code == 200
 
 
-def test_login_email_is_case_insensitive(client, demo):
+def test_login_email_is_case_insensitive(client, seeded):
     response = _sign_in(client, DEMO_EMAIL.upper(), DEMO_PASSWORD)
     assert response.status_code == 302
 
 
-def test_login_follows_a_local_next_url_but_not_an_external_one(client, demo):
-    session_url = f"/sessions/{demo.sessions[0].id}/"
+def test_login_follows_a_local_next_url_but_not_an_external_one(client, seeded):
+    session_url = f"/sessions/{seeded.sessions[0].id}/"
     response = client.post("/login/", {"username": DEMO_EMAIL, "password": DEMO_PASSWORD, "next": session_url})
     assert response["Location"] == session_url
     client.logout()
@@ -65,7 +60,7 @@ def test_login_follows_a_local_next_url_but_not_an_external_one(client, demo):
     assert response["Location"] == "/sessions/"
 
 
-def test_wrong_password_shows_an_error_and_sets_no_session(client, demo):
+def test_wrong_password_shows_an_error_and_sets_no_session(client, seeded):
     response = _sign_in(client, DEMO_EMAIL, "not-the-password")
     assert response.status_code == 200
     html = response.content.decode()
@@ -76,20 +71,20 @@ def test_wrong_password_shows_an_error_and_sets_no_session(client, demo):
     assert client.get("/sessions/").status_code == 302
 
 
-def test_unknown_email_gets_the_same_error_as_a_wrong_password(client, demo):
+def test_unknown_email_gets_the_same_error_as_a_wrong_password(client, seeded):
     response = _sign_in(client, "nobody@masker.local", "whatever")
     assert response.status_code == 200
     assert "Wrong email or password" in response.content.decode()
 
 
-def test_login_without_a_csrf_token_is_refused(demo):
+def test_login_without_a_csrf_token_is_refused(seeded):
     client = Client(enforce_csrf_checks=True)
     response = _sign_in(client, DEMO_EMAIL, DEMO_PASSWORD)
     assert response.status_code == 403
     assert settings.SESSION_COOKIE_NAME not in response.cookies
 
 
-def test_login_with_the_csrf_token_from_the_form_succeeds(demo):
+def test_login_with_the_csrf_token_from_the_form_succeeds(seeded):
     client = Client(enforce_csrf_checks=True)
     client.get("/login/")
     token = client.cookies[settings.CSRF_COOKIE_NAME].value
@@ -98,7 +93,7 @@ def test_login_with_the_csrf_token_from_the_form_succeeds(demo):
     assert response.status_code == 302
 
 
-def test_ten_rapid_failures_are_throttled_without_checking_the_password(client, demo):
+def test_ten_rapid_failures_are_throttled_without_checking_the_password(client, seeded):
     for _ in range(LOGIN_FAILURE_LIMIT):
         response = _sign_in(client, DEMO_EMAIL, "guess")
         assert response.status_code == 200
@@ -112,7 +107,7 @@ def test_ten_rapid_failures_are_throttled_without_checking_the_password(client, 
     assert "_auth_user_id" not in client.session
 
 
-def test_a_throttled_attempt_never_reaches_the_password_check(client, demo):
+def test_a_throttled_attempt_never_reaches_the_password_check(client, seeded):
     checked = []
 
     def on_failure(sender, credentials, **kwargs):
@@ -130,7 +125,7 @@ def test_a_throttled_attempt_never_reaches_the_password_check(client, demo):
     assert f'value="{DEMO_EMAIL}"' in response.content.decode()
 
 
-def test_failures_are_counted_per_email_across_client_ips(client, demo):
+def test_failures_are_counted_per_email_across_client_ips(client, seeded):
     for n in range(LOGIN_FAILURE_LIMIT):
         _sign_in(client, DEMO_EMAIL, "guess", REMOTE_ADDR=f"10.0.0.{n + 1}")
     assert _sign_in(client, DEMO_EMAIL, DEMO_PASSWORD, REMOTE_ADDR="10.0.1.1").status_code == 429
@@ -138,14 +133,14 @@ def test_failures_are_counted_per_email_across_client_ips(client, demo):
     assert _sign_in(client, OTHER_EMAIL, "globex-demo-2026", REMOTE_ADDR="10.0.1.2").status_code == 302
 
 
-def test_failures_are_counted_per_client_ip_across_emails(client, demo):
+def test_failures_are_counted_per_client_ip_across_emails(client, seeded):
     for n in range(LOGIN_FAILURE_LIMIT):
         _sign_in(client, f"user{n}@example.test", "guess", REMOTE_ADDR="10.9.9.9")
     assert _sign_in(client, DEMO_EMAIL, DEMO_PASSWORD, REMOTE_ADDR="10.9.9.9").status_code == 429
     assert _sign_in(client, DEMO_EMAIL, DEMO_PASSWORD, REMOTE_ADDR="10.9.9.10").status_code == 302
 
 
-def test_a_successful_login_clears_the_emails_failure_count(client, demo):
+def test_a_successful_login_clears_the_emails_failure_count(client, seeded):
     for n in range(LOGIN_FAILURE_LIMIT - 1):
         _sign_in(client, DEMO_EMAIL, "guess", REMOTE_ADDR=f"10.1.0.{n + 1}")
     assert _sign_in(client, DEMO_EMAIL, DEMO_PASSWORD, REMOTE_ADDR="10.1.1.1").status_code == 302
@@ -154,7 +149,7 @@ def test_a_successful_login_clears_the_emails_failure_count(client, demo):
     assert _sign_in(client, DEMO_EMAIL, DEMO_PASSWORD, REMOTE_ADDR="10.1.1.3").status_code == 302
 
 
-def test_api_login_failures_count_towards_the_console_throttle(client, demo):
+def test_api_login_failures_count_towards_the_console_throttle(client, seeded):
     for n in range(LOGIN_FAILURE_LIMIT):
         response = client.post("/api/v1/auth/login", {"email": DEMO_EMAIL, "password": "guess"},
                                content_type="application/json", REMOTE_ADDR=f"10.2.0.{n + 1}")  # fmt: skip
@@ -167,9 +162,9 @@ def test_api_login_failures_count_towards_the_console_throttle(client, demo):
     assert int(response["Retry-After"]) > 0
 
 
-def test_sign_out_ends_the_session_and_the_session_page_then_asks_for_sign_in(client, demo):
+def test_sign_out_ends_the_session_and_the_session_page_then_asks_for_sign_in(client, seeded):
     _sign_in(client, DEMO_EMAIL, DEMO_PASSWORD)
-    session_url = f"/sessions/{demo.sessions[0].id}/"
+    session_url = f"/sessions/{seeded.sessions[0].id}/"
     assert client.get(session_url).status_code == 200
     response = client.post("/logout/")
     assert response.status_code == 302
@@ -180,7 +175,7 @@ def test_sign_out_ends_the_session_and_the_session_page_then_asks_for_sign_in(cl
     assert response["Location"] == f"/login/?next={session_url}"
 
 
-def test_get_on_logout_only_asks_for_confirmation(client, demo):
+def test_get_on_logout_only_asks_for_confirmation(client, seeded):
     _sign_in(client, DEMO_EMAIL, DEMO_PASSWORD)
     response = client.get("/logout/")
     assert response.status_code == 200
@@ -188,15 +183,15 @@ def test_get_on_logout_only_asks_for_confirmation(client, demo):
     assert client.get("/sessions/").status_code == 200
 
 
-def test_sign_out_needs_a_csrf_token(demo):
+def test_sign_out_needs_a_csrf_token(seeded):
     client = Client(enforce_csrf_checks=True)
-    client.force_login(demo.account.memberships.get().user)
+    client.force_login(seeded.account.memberships.get().user)
     assert client.post("/logout/").status_code == 403
     assert client.get("/sessions/").status_code == 200
 
 
-def test_every_console_page_asks_an_anonymous_visitor_to_sign_in(client, demo):
-    for url in ("/sessions/", f"/sessions/{demo.sessions[0].id}/", "/agents/"):
+def test_every_console_page_asks_an_anonymous_visitor_to_sign_in(client, seeded):
+    for url in ("/sessions/", f"/sessions/{seeded.sessions[0].id}/", "/agents/"):
         response = client.get(url)
         assert response.status_code == 302
         assert response["Location"].startswith("/login/?next=")

@@ -7,7 +7,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from audit.chain import append_events, end_session, format_ts, start_session
-from audit.demo import seed_demo
 from audit.models import Agent
 
 pytestmark = pytest.mark.django_db
@@ -17,17 +16,6 @@ MAX_LIST_QUERIES = 10
 MAX_AGENTS_QUERIES = 10
 MAX_SESSION_QUERIES = 12
 T0 = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def demo():
-    return seed_demo()
-
-
-@pytest.fixture
-def demo_client(client, demo):
-    client.force_login(demo.account.memberships.get().user)
-    return client
 
 
 def _count_queries(client, url: str, **params) -> int:
@@ -46,10 +34,10 @@ def _leak(moment: datetime, turn: int) -> dict:
     return {"ts": format_ts(moment), "kind": "leak.detected", "turn": turn, "entity_kind": "NAME", "stage": "egress"}
 
 
-def _add_agents_with_sessions(demo, *, agents: int, sessions_each: int) -> None:
-    policy = Agent.objects.filter(account=demo.account).first().policy
+def _add_agents_with_sessions(seeded, *, agents: int, sessions_each: int) -> None:
+    policy = Agent.objects.filter(account=seeded.account).first().policy
     for a in range(agents):
-        agent = Agent.objects.create(account=demo.account, name=f"Extra line {a:02d}", platform="vapi",
+        agent = Agent.objects.create(account=seeded.account, name=f"Extra line {a:02d}", platform="vapi",
                                      upstream_model="openai:gpt-4o-mini", policy=policy)  # fmt: skip
         for n in range(sessions_each):
             start = T0 + timedelta(days=a, minutes=n)
@@ -60,35 +48,35 @@ def _add_agents_with_sessions(demo, *, agents: int, sessions_each: int) -> None:
 
 
 def test_sessions_list_runs_the_same_bounded_number_of_queries_for_6_or_66_sessions(
-    demo_client, demo, django_assert_max_num_queries
+    acme_client, seeded, django_assert_max_num_queries
 ):
     with django_assert_max_num_queries(MAX_LIST_QUERIES):
-        few = _count_queries(demo_client, "/sessions/")
-    _add_agents_with_sessions(demo, agents=3, sessions_each=20)
+        few = _count_queries(acme_client, "/sessions/")
+    _add_agents_with_sessions(seeded, agents=3, sessions_each=20)
     with django_assert_max_num_queries(MAX_LIST_QUERIES):
-        many = _count_queries(demo_client, "/sessions/")
+        many = _count_queries(acme_client, "/sessions/")
     with django_assert_max_num_queries(MAX_LIST_QUERIES):
         filtered = _count_queries(
-            demo_client, "/sessions/", alerts="1", status="ok", page="2", **{"from": "2026-09-01"}
+            acme_client, "/sessions/", alerts="1", status="ok", page="2", **{"from": "2026-09-01"}
         )
     assert few == many == filtered
 
 
 def test_agents_page_runs_the_same_bounded_number_of_queries_for_2_or_14_agents(
-    demo_client, demo, django_assert_max_num_queries
+    acme_client, seeded, django_assert_max_num_queries
 ):
     with django_assert_max_num_queries(MAX_AGENTS_QUERIES):
-        few = _count_queries(demo_client, "/agents/")
-    _add_agents_with_sessions(demo, agents=12, sessions_each=7)
+        few = _count_queries(acme_client, "/agents/")
+    _add_agents_with_sessions(seeded, agents=12, sessions_each=7)
     with django_assert_max_num_queries(MAX_AGENTS_QUERIES):
-        many = _count_queries(demo_client, "/agents/")
+        many = _count_queries(acme_client, "/agents/")
     assert few == many
 
 
 def test_session_page_runs_the_same_bounded_number_of_queries_for_3_or_300_events(
-    demo_client, demo, django_assert_max_num_queries
+    acme_client, seeded, django_assert_max_num_queries
 ):
-    agent = Agent.objects.get(account=demo.account, name="Intake line")
+    agent = Agent.objects.get(account=seeded.account, name="Intake line")
     small, _ = start_session(agent, external_ref="small-call", started_at=T0)
     big, _ = start_session(agent, external_ref="big-call", started_at=T0 + timedelta(hours=1))
     append_events(small, [_redaction(T0, 1)])
@@ -99,7 +87,7 @@ def test_session_page_runs_the_same_bounded_number_of_queries_for_3_or_300_event
     assert big.tree_size == 302
 
     with django_assert_max_num_queries(MAX_SESSION_QUERIES):
-        few = _count_queries(demo_client, f"/sessions/{small.id}/")
+        few = _count_queries(acme_client, f"/sessions/{small.id}/")
     with django_assert_max_num_queries(MAX_SESSION_QUERIES):
-        many = _count_queries(demo_client, f"/sessions/{big.id}/")
+        many = _count_queries(acme_client, f"/sessions/{big.id}/")
     assert few == many

@@ -7,7 +7,6 @@ from django.apps import apps
 from django.db import connection
 
 from audit.chain import verify_chain
-from audit.demo import seed_demo
 from audit.errors import AuditChainBroken
 from audit.models import AuditEvent
 from tests.conftest import append_only_guard_lifted
@@ -21,19 +20,8 @@ SAFE_HARBOR_KEYS = (
 EXTERNAL = re.compile(r"""(?:src|href|action)\s*=\s*["']?\s*(?:https?:)?//""", re.I)
 
 
-@pytest.fixture
-def demo():
-    return seed_demo()
-
-
-@pytest.fixture
-def demo_client(client, demo):
-    client.force_login(demo.account.memberships.get().user)
-    return client
-
-
-def _by_ref(demo, ref: str):
-    return next(s for s in demo.sessions if s.external_ref == ref)
+def _by_ref(seeded, ref: str):
+    return next(s for s in seeded.sessions if s.external_ref == ref)
 
 
 def _html(client, session) -> str:
@@ -46,31 +34,31 @@ def _row(html: str, key: str) -> str:
     return re.search(rf"<tr>\s*<th scope=\"row\">[^<]+</th>\s*<td[^>]*>{key}</td>.*?</tr>", html, re.S).group(0)
 
 
-def test_session_page_shows_the_verified_root_tree_size_and_chain_status(demo_client, demo):
-    session = _by_ref(demo, "call-intake-0001")
+def test_session_page_shows_the_verified_root_tree_size_and_chain_status(acme_client, seeded):
+    session = _by_ref(seeded, "call-intake-0001")
     summary = verify_chain(session)
-    html = _html(demo_client, session)
+    html = _html(acme_client, session)
     assert f'<code class="break" id="merkle-root">{summary.merkle_root_hex}</code>' in html
     assert f"<dt>Tree size</dt><dd>{summary.tree_size} events</dd>" in html
     assert 'class="badge good">Verified<' in html
     assert f"<dd>{summary.tree_size}</dd>" in html  # the "Audit events" figure
 
 
-def test_session_page_shows_summary_figures_from_the_report(demo_client, demo):
-    session = _by_ref(demo, "call-rehydration-0003")
+def test_session_page_shows_summary_figures_from_the_report(acme_client, seeded):
+    session = _by_ref(seeded, "call-rehydration-0003")
     session.refresh_from_db()
-    html = _html(demo_client, session)
+    html = _html(acme_client, session)
     figures = dict(re.findall(r"<dt>([^<]+)</dt>\s*<dd>(\d+(?:\.\d+)?)", html))
     assert figures["Redactions"] == str(session.redaction_count) == "1"
     assert figures["Alerts"] == str(session.alert_count) == "3"
     assert "Safe Harbor coverage" in figures
 
 
-def test_safe_harbor_matrix_lists_all_18_categories_with_colour_and_text(demo_client, demo):
-    html = _html(demo_client, _by_ref(demo, "call-intake-0001"))
+def test_safe_harbor_matrix_lists_all_18_categories_with_colour_and_text(acme_client, seeded):
+    html = _html(acme_client, _by_ref(seeded, "call-intake-0001"))
     for key in SAFE_HARBOR_KEYS:
         assert _row(html, key), key
-    # The demo policy covers every text kind, so names are full; photos never apply; the catch-all is partial.
+    # The seeded policy covers every text kind, so names are full; photos never apply; the catch-all is partial.
     assert 'class="badge good">Full<' in _row(html, "A_names")
     assert 'class="badge muted">Not applicable<' in _row(html, "Q_photo")
     assert 'class="badge muted">Not applicable<' in _row(html, "P_biometric")
@@ -78,16 +66,16 @@ def test_safe_harbor_matrix_lists_all_18_categories_with_colour_and_text(demo_cl
     assert "actual knowledge" in html  # the Safe Harbor statement software cannot attest
 
 
-def test_alerts_are_listed_with_their_turns(demo_client, demo):
-    html = _html(demo_client, _by_ref(demo, "call-rehydration-0003"))
+def test_alerts_are_listed_with_their_turns(acme_client, seeded):
+    html = _html(acme_client, _by_ref(seeded, "call-rehydration-0003"))
     section = html.split('id="alerts-title"', 1)[1].split("</section>", 1)[0]
     assert "Rehydration failed" in section and "Residual PHI leak" in section
     turns = re.findall(r'<th scope="row" data-label="Turn" class="num">(\d+)</th>', section)
     assert turns and set(turns) >= {"1"}
 
 
-def test_non_baa_hop_is_shown_as_an_alert_in_the_baa_chain(demo_client, demo):
-    html = _html(demo_client, _by_ref(demo, "call-vendor-0004"))
+def test_non_baa_hop_is_shown_as_an_alert_in_the_baa_chain(acme_client, seeded):
+    html = _html(acme_client, _by_ref(seeded, "call-vendor-0004"))
     section = html.split('id="baa-title"', 1)[1].split("</section>", 1)[0]
     assert "deepgram" in section and "acme-llm-beta" in section
     assert 'class="badge bad">No — alert<' in section
@@ -95,8 +83,8 @@ def test_non_baa_hop_is_shown_as_an_alert_in_the_baa_chain(demo_client, demo):
     assert "Egress to a vendor without a BAA" in alerts
 
 
-def test_redactions_are_shown_by_kind_and_by_pass(demo_client, demo):
-    html = _html(demo_client, _by_ref(demo, "call-intake-0001"))
+def test_redactions_are_shown_by_kind_and_by_pass(acme_client, seeded):
+    html = _html(acme_client, _by_ref(seeded, "call-intake-0001"))
     section = html.split('id="redactions-title"', 1)[1].split("</section>", 1)[0]
     by_kind = dict(re.findall(r'<th scope="row" class="mono">([A-Z_]+)</th><td class="num">(\d+)</td>', section))
     assert by_kind == {"NAME": "2", "DOB": "2", "MRN": "2", "PHONE": "1"}
@@ -104,34 +92,34 @@ def test_redactions_are_shown_by_kind_and_by_pass(demo_client, demo):
     assert by_pass == {"regex": "4", "ner": "3"}
 
 
-def test_download_buttons_link_to_the_report_api_in_both_formats(demo_client, demo):
-    session = _by_ref(demo, "call-intake-0001")
-    html = _html(demo_client, session)
+def test_download_buttons_link_to_the_report_api_in_both_formats(acme_client, seeded):
+    session = _by_ref(seeded, "call-intake-0001")
+    html = _html(acme_client, session)
     assert f'href="/api/v1/sessions/{session.id}/report?format=json" download=' in html
     assert f'href="/api/v1/sessions/{session.id}/report?format=pdf" download=' in html
     assert ">\n      Download JSON\n" in html and ">\n      Download PDF\n" in html
 
 
-def test_the_download_links_answer_attachments_with_the_cookie(demo_client, demo):
-    session = _by_ref(demo, "call-intake-0001")
-    pdf = demo_client.get(f"/api/v1/sessions/{session.id}/report", {"format": "pdf"})
+def test_the_download_links_answer_attachments_with_the_cookie(acme_client, seeded):
+    session = _by_ref(seeded, "call-intake-0001")
+    pdf = acme_client.get(f"/api/v1/sessions/{session.id}/report", {"format": "pdf"})
     assert pdf.status_code == 200
     assert pdf["Content-Disposition"] == f'attachment; filename="masker-report-{session.id}.pdf"'
-    body = demo_client.get(f"/api/v1/sessions/{session.id}/report", {"format": "json"})
+    body = acme_client.get(f"/api/v1/sessions/{session.id}/report", {"format": "json"})
     assert body.status_code == 200
     assert body["Content-Disposition"] == f'attachment; filename="masker-report-{session.id}.json"'
 
 
-def test_viewing_a_session_page_records_nothing_in_the_report_register(demo_client, demo):
+def test_viewing_a_session_page_records_nothing_in_the_report_register(acme_client, seeded):
     registers = list(apps.get_app_config("reports").get_models())
     before = [m._default_manager.count() for m in registers]
-    _html(demo_client, _by_ref(demo, "call-intake-0001"))
+    _html(acme_client, _by_ref(seeded, "call-intake-0001"))
     assert [m._default_manager.count() for m in registers] == before
 
 
-def test_another_accounts_session_is_the_404_page(demo_client, demo):
-    other = demo.other_sessions[0]
-    response = demo_client.get(f"/sessions/{other.id}/")
+def test_another_accounts_session_is_the_404_page(acme_client, seeded):
+    other = seeded.other_sessions[0]
+    response = acme_client.get(f"/sessions/{other.id}/")
     assert response.status_code == 404
     html = response.content.decode()
     assert "This page does not exist" in html
@@ -142,14 +130,14 @@ def test_another_accounts_session_is_the_404_page(demo_client, demo):
 @pytest.mark.parametrize(
     "bad_id", ["sess_nonsense", "sess_01ARZ3NDEKTSV4RRFFQ69G5FAV", "agt_01ARZ3NDEKTSV4RRFFQ69G5FAV"]
 )
-def test_unknown_and_malformed_session_ids_are_the_404_page(demo_client, bad_id):
-    response = demo_client.get(f"/sessions/{bad_id}/")
+def test_unknown_and_malformed_session_ids_are_the_404_page(acme_client, bad_id):
+    response = acme_client.get(f"/sessions/{bad_id}/")
     assert response.status_code == 404
     assert "This page does not exist" in response.content.decode()
 
 
-def test_a_broken_chain_shows_a_banner_with_the_first_bad_seq_and_no_figures(demo_client, demo):
-    session = _by_ref(demo, "call-intake-0001")
+def test_a_broken_chain_shows_a_banner_with_the_first_bad_seq_and_no_figures(acme_client, seeded):
+    session = _by_ref(seeded, "call-intake-0001")
     with append_only_guard_lifted(), connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {AuditEvent._meta.db_table} SET canonical = REPLACE(canonical, '\"turn\":2', '\"turn\":9') "
@@ -158,7 +146,7 @@ def test_a_broken_chain_shows_a_banner_with_the_first_bad_seq_and_no_figures(dem
         )
     with pytest.raises(AuditChainBroken) as caught:
         verify_chain(session)
-    response = demo_client.get(f"/sessions/{session.id}/")
+    response = acme_client.get(f"/sessions/{session.id}/")
     assert response.status_code == 409
     html = response.content.decode()
     assert f"Audit chain broken at seq {caught.value.seq}." in html
@@ -167,11 +155,11 @@ def test_a_broken_chain_shows_a_banner_with_the_first_bad_seq_and_no_figures(dem
     assert 'id="merkle-root"' not in html and "Safe Harbor matrix" not in html
 
 
-def test_console_pages_reference_no_external_resource(demo_client, demo):
-    pages = ["/sessions/", "/agents/", f"/sessions/{demo.sessions[0].id}/", "/logout/", "/sessions/sess_nonsense/"]
+def test_console_pages_reference_no_external_resource(acme_client, seeded):
+    pages = ["/sessions/", "/agents/", f"/sessions/{seeded.sessions[0].id}/", "/logout/", "/sessions/sess_nonsense/"]
     for url in pages:
-        html = demo_client.get(url).content.decode()
+        html = acme_client.get(url).content.decode()
         assert not EXTERNAL.search(html), url
         assert "/static/console/console.css" in html
-    demo_client.logout()
-    assert not EXTERNAL.search(demo_client.get("/login/").content.decode())
+    acme_client.logout()
+    assert not EXTERNAL.search(acme_client.get("/login/").content.decode())
