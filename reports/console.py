@@ -30,6 +30,7 @@ from audit.models import Agent, Session
 from masker.models import Account, account_of
 from masker.throttling import clear_login_failures, login_retry_after, record_login_failure
 from reports.domain import build_session_report
+from reports.rendering import STATUS_LABELS
 from reports.safe_harbor import CATEGORIES
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,6 @@ AGENTS_PER_PAGE = 20
 RECENT_SESSIONS_PER_AGENT = 5
 ALERTS_ON_SCREEN = 50  # the page stays bounded; the downloads list every alert
 STATUS_TONES = {"ok": "good", "error": "bad", "partial": "warn", "active": "info"}
-COVERAGE_LABELS = {"full": "Full", "partial": "Partial", "none": "None", "not_applicable": "Not applicable"}
 COVERAGE_TONES = {"full": "good", "partial": "warn", "none": "bad", "not_applicable": "muted"}
 ALERT_LABELS = {
     "rehydration_failed": "Rehydration failed",
@@ -268,7 +268,7 @@ def _coverage_rows(report: dict) -> list[dict]:
             "letter": key.split("_", 1)[0],
             "label": label,
             "status": coverage[key],
-            "status_label": COVERAGE_LABELS[coverage[key]],
+            "status_label": STATUS_LABELS[coverage[key]],
             "tone": COVERAGE_TONES[coverage[key]],
         }
         for key, label in CATEGORIES.items()
