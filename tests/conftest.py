@@ -1,4 +1,5 @@
-"""The test cast: Alice of Acme Health and Bob of Globex Clinic, built with explicit ORM calls."""
+"""The test cast: Alice of Acme Health and Bob of Globex Clinic, built with explicit ORM calls; and the seeded demo
+world (``seeded``) with a signed-in client per account."""
 
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -6,8 +7,10 @@ from datetime import UTC, datetime
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.test import Client
 
 from audit import triggers
+from audit.demo import seed_demo
 from audit.models import Agent, AuditEvent, Policy
 from masker.models import Account, Membership
 
@@ -71,6 +74,28 @@ def agent(acme, policy):
 def globex_agent(globex):
     policy = Policy.objects.create(account=globex, name="healthcare-default", version=3, yaml_text=POLICY_YAML)
     return Agent.objects.create(account=globex, name="Front desk", platform="retell", upstream_model="m", policy=policy)
+
+
+@pytest.fixture
+def seeded(db):
+    """The demo world of ``audit.demo.seed_demo()``: Acme Health's six calls and Globex's one."""
+    return seed_demo()
+
+
+def _client_for(account) -> Client:
+    client = Client()
+    client.force_login(Membership.objects.filter(account=account).select_related("user").first().user)
+    return client
+
+
+@pytest.fixture
+def acme_client(seeded) -> Client:
+    return _client_for(seeded.account)
+
+
+@pytest.fixture
+def globex_client(seeded) -> Client:
+    return _client_for(seeded.other_account)
 
 
 @contextmanager

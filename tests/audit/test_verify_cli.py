@@ -14,15 +14,12 @@ import rfc8785
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.management import call_command
-from django.test import Client
 from pypdf import PdfReader, PdfWriter
 
 from audit import signing, verify
 from audit.chain import append_events, end_session
-from audit.demo import seed_demo
 from audit.events import EVENT_KINDS
 from audit.events import event_alert as service_event_alert
-from masker.models import Membership
 from tests.audit.api_support import mixed_batch
 from tests.audit.verify_support import (
     Evidence,
@@ -35,22 +32,6 @@ from tests.audit.verify_support import (
     write_lines,
 )
 from tests.conftest import T0
-
-
-@pytest.fixture
-def seeded(db):
-    return seed_demo()
-
-
-def _client(account) -> Client:
-    client = Client()
-    client.force_login(Membership.objects.filter(account=account).select_related("user").first().user)
-    return client
-
-
-@pytest.fixture
-def acme_client(seeded) -> Client:
-    return _client(seeded.account)
 
 
 @pytest.fixture
@@ -78,9 +59,10 @@ def _assert_fails(result: tuple[int, str], *expected: str) -> str:
 # --- acceptance 1: round trip -------------------------------------------------------------------------------------
 
 
-def test_every_seeded_session_verifies_from_its_json_report_pdf_report_and_events(seeded, tmp_path):
-    for account, sessions in ((seeded.account, seeded.sessions), (seeded.other_account, seeded.other_sessions)):
-        client = _client(account)
+def test_every_seeded_session_verifies_from_its_json_report_pdf_report_and_events(
+    seeded, acme_client, globex_client, tmp_path
+):
+    for client, sessions in ((acme_client, seeded.sessions), (globex_client, seeded.other_sessions)):
         for session in sessions:
             evidence = fetch_evidence(client, session.id, tmp_path / session.id, pdf=True)
             for kind, document in (("report", evidence.report), ("pdf", evidence.pdf)):
