@@ -221,12 +221,13 @@ def _parse_date(raw: str, name: str, notes: list[str]) -> date | None:
         return None
 
 
-def _page_links(page, filters: SessionFilters) -> dict:
+def _page_links(page, query=lambda number: urlencode({"page": number})) -> dict:
+    """The previous and next page URLs of ``console/_pager.html``; ``query`` keeps a list's filters in them."""
     links = {}
     if page.has_previous():
-        links["previous"] = "?" + filters.query(page=page.previous_page_number())
+        links["previous"] = "?" + query(page.previous_page_number())
     if page.has_next():
-        links["next"] = "?" + filters.query(page=page.next_page_number())
+        links["next"] = "?" + query(page.next_page_number())
     return links
 
 
@@ -255,7 +256,7 @@ def session_list(request: HttpRequest) -> HttpResponse:
         "statuses": Session.Status.choices,
         "rows": [_session_row(s) for s in page.object_list],
         "page": page,
-        "page_links": _page_links(page, filters),
+        "page_links": _page_links(page, lambda number: filters.query(page=number)),
     }
     return render(request, "console/sessions.html", context)
 
@@ -377,5 +378,5 @@ def agent_list(request: HttpRequest) -> HttpResponse:
             "sessions_url": reverse("console:sessions") + "?" + urlencode({"agent": agent.id}),
             "recent": rows,
         })  # fmt: skip
-    context = _base_context(account, "agents") | {"cards": cards, "page": page}
+    context = _base_context(account, "agents") | {"cards": cards, "page": page, "page_links": _page_links(page)}
     return render(request, "console/agents.html", context)

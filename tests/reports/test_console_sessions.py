@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 
 from audit.chain import start_session
 from audit.models import Agent, Session
-from reports.console import RECENT_SESSIONS_PER_AGENT, SESSIONS_PER_PAGE, format_duration
+from reports.console import AGENTS_PER_PAGE, RECENT_SESSIONS_PER_AGENT, SESSIONS_PER_PAGE, format_duration
 
 pytestmark = pytest.mark.django_db
 
@@ -169,3 +169,16 @@ def test_another_accounts_user_sees_only_their_own_world(client, seeded):
 )
 def test_durations_are_human_readable(ms, text):
     assert format_duration(ms) == text
+
+
+def test_agents_page_is_paginated(acme_client, seeded):
+    policy = Agent.objects.filter(account=seeded.account).first().policy
+    for n in range(AGENTS_PER_PAGE):
+        Agent.objects.create(account=seeded.account, name=f"Line {n:02d}", policy=policy, platform="vapi")
+    first = acme_client.get("/agents/").content.decode()
+    assert "Page 1 of 2" in first
+    assert 'href="?page=2" rel="next">Next →</a>' in first
+    assert 'rel="prev"' not in first
+    second = acme_client.get("/agents/", {"page": 2}).content.decode()
+    assert 'href="?page=1" rel="prev">← Previous</a>' in second
+    assert 'rel="next"' not in second
