@@ -6,11 +6,11 @@ transaction mode serialises writers.
 import fcntl
 import gc
 import hashlib
+import itertools
 import multiprocessing
 import operator
-import re
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import closing, suppress
+from contextlib import closing, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
@@ -18,6 +18,7 @@ from typing import Protocol, TypeVar
 import orjson
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
+from psycopg.types.string import ByteaBinaryLoader
 
 from audit.canonical import canonical_bytes
 from audit.errors import AuditChainBroken, SessionEnded
@@ -236,15 +237,15 @@ def iter_canonical_chunks(
     event names its own seq and links to its predecessor's hash, so the walker needs nothing else
     (``walking`` looks a stored hash up only to say where a chain it found broken was altered).
 
-    PostgreSQL: ``COPY … TO STDOUT`` of runs of ``chunk_events`` events joined on the server (``_COPY_RUNS``). A
-    server-side cursor through the ORM cost about 5 µs more per event (row objects, text decoding, re-encoding).
-    Elsewhere: the ORM iterator (chunked reads). A walk that stops early must ``close()`` the iterator
-    (``contextlib.closing``): that ends the COPY at once instead of leaving the connection busy with it.
+    PostgreSQL: a server-side cursor read in binary (``_cursor_canonical_chunks``); a ``COPY`` of one row per event
+    cost this process ~2 µs an event (psycopg's per-row loop), the ORM's server-side cursor ~5 µs more (row objects,
+    text decoding, re-encoding). Elsewhere: the ORM iterator (chunked reads). A walk that stops early must
+    ``close()`` the iterator (``contextlib.closing``): that closes the cursor and its transaction at once.
     """
     size = session.tree_size if size is None else size
     chunk_events = chunk_events or CHUNK_EVENTS
     if connection.vendor == "postgresql":
-        return _copy_canonical_chunks(session.pk, size, chunk_events)
+        return _cursor_canonical_chunks(session.pk, size, chunk_events)
     return _orm_canonical_chunks(session.pk, size, chunk_events)
 
 
@@ -272,69 +273,30 @@ def _orm_canonical_chunks(session_id: str, size: int, chunk_events: int) -> Iter
         yield chunk
 
 
-# COPY's text format escapes backslash and the control characters below. RFC 8785 text never holds a raw control
-# character, so only doubled backslashes occur in practice, and only rows containing a backslash are unescaped.
-_COPY_ESCAPES = {b"\\": b"\\", b"b": b"\b", b"f": b"\f", b"n": b"\n", b"r": b"\r", b"t": b"\t", b"v": b"\v"}
-_COPY_ESCAPE = re.compile(rb"\\(.)", re.DOTALL)
-
-
-def _copy_unescape(field: bytes) -> bytes:
-    return _COPY_ESCAPE.sub(lambda m: _COPY_ESCAPES.get(m.group(1), m.group(1)), field)
-
-
-def _copy(sql: str, params: dict) -> Iterator[bytes | None]:
-    """The one-column rows of a ``COPY (…) TO STDOUT`` in text format, unescaped (None for NULL)."""
-    if connection.queries_logged:  # COPY bypasses Django's cursor wrapper: count it like any other query
-        connection.queries_log.append({"sql": f"{sql} -- {params!r}", "time": "0.000"})
-    with connection.cursor() as cursor, cursor.cursor.copy(sql, params) as copy:
-        for block in copy:
-            # libpq hands COPY data over one whole row at a time (PQgetCopyData): here b"<field>\n".
-            row = bytes(block)
-            if row[-1:] != b"\n":
-                raise ValueError("unexpected COPY row from the event log")
-            if row == b"\\N\n":
-                yield None
-            else:
-                yield _copy_unescape(row[:-1]) if b"\\" in row else row[:-1]
-
-
 _TABLE = AuditEvent._meta.db_table
-# One COPY row per run of ``chunk`` events, joined on the server by an index range scan each; the separator is a
-# control character, which RFC 8785 text never holds raw. Reading a row per event cost this process ~2 µs an event
-# (psycopg's per-row COPY loop), three quarters of a 1M-event fetch; joined, it costs the server less than that.
-_COPY_RUNS = (
-    f"COPY (SELECT (SELECT string_agg(canonical, chr(30) ORDER BY seq) FROM {_TABLE} "  # noqa: S608 (constants)
-    "WHERE session_id = %(session)s AND seq >= lo AND seq < LEAST(lo + %(chunk)s, %(size)s)) "
-    "FROM generate_series(%(start)s, %(size)s - 1, %(chunk)s) AS lo ORDER BY lo) TO STDOUT"
-)
-_COPY_ROWS = (
-    f"COPY (SELECT canonical FROM {_TABLE} "  # noqa: S608 (a constant table name)
-    "WHERE session_id = %(session)s AND seq >= %(start)s AND seq < %(size)s ORDER BY seq) TO STDOUT"
+_CURSOR_NUMBERS = itertools.count()  # a cursor's name is unique within its transaction
+_SELECT_CANONICAL = (
+    f"SELECT canonical FROM {_TABLE} "  # noqa: S608 (a constant table name)
+    "WHERE session_id = %(session)s AND seq < %(size)s ORDER BY seq"
 )
 
 
-def _copy_canonical_chunks(session_id: str, size: int, chunk_events: int) -> Iterator[list[bytes]]:
-    params = {"session": session_id, "size": size, "chunk": chunk_events, "start": 0}
-    start = 0
-    for run in _copy(_COPY_RUNS, params):
-        chunk = run.split(b"\x1e") if run is not None else []  # NULL: a run with no rows at all
-        if len(chunk) != min(chunk_events, size - start):
-            # Missing rows, or a row holding the separator: only altered logs. Read the rest row by row so that the
-            # walker sees exactly what is stored from here on, and names the first bad seq.
-            break
-        yield chunk
-        start += len(chunk)
-    else:
-        return
-    params["start"] = start
-    chunk = []
-    for row in _copy(_COPY_ROWS, params):
-        chunk.append(row)
-        if len(chunk) == chunk_events:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+def _cursor_canonical_chunks(session_id: str, size: int, chunk_events: int) -> Iterator[list[bytes]]:
+    """A server-side cursor (``DECLARE``, then ``FETCH`` ``chunk_events`` rows at a time) in binary format, with the
+    text column loaded as bytes: psycopg builds the rows in C and nothing is decoded or re-encoded, so this process
+    spends ~0.4 µs an event, and PostgreSQL only scans the index (~1 µs an event). One statement, counted as one
+    query like Django's own ``iterator()``. A cursor lives in a transaction: outside one, the iterator opens its own."""
+    params = {"session": session_id, "size": size}
+    if connection.queries_logged:  # the psycopg cursor bypasses Django's wrapper: count it like any other query
+        connection.queries_log.append({"sql": f"{_SELECT_CANONICAL} -- {params!r}", "time": "0.000"})
+    # Inside a transaction already (a request's, a test's), the cursor lives in it: no savepoint needed.
+    with nullcontext() if connection.in_atomic_block else transaction.atomic():
+        connection.ensure_connection()
+        with connection.connection.cursor(name=f"audit_walk_{next(_CURSOR_NUMBERS)}", binary=True) as rows:
+            rows.adapters.register_loader("text", ByteaBinaryLoader)
+            rows.execute(_SELECT_CANONICAL, params)
+            while fetched := rows.fetchmany(chunk_events):
+                yield [row[0] for row in fetched]
 
 
 LINK_BROKEN = "prev_hash does not link to the previous event"

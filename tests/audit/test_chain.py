@@ -4,6 +4,7 @@ import itertools
 import json
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
@@ -193,16 +194,17 @@ def test_pipelined_walk_agrees_with_the_in_process_walk(agent, pipelined):
 @pytest.mark.parametrize(
     ("sql", "seq", "reason"),
     [
-        # A stored row holding the separator the PostgreSQL read joins runs of events with.
-        ("UPDATE audit_auditevent SET canonical = REPLACE(canonical, 'ner_timeout', 'ner\x1etimeout') "
-         "WHERE session_id = %s AND seq = 4", 4, "not JSON"),
-        # A whole run of events gone (seq 3..5 with runs of 3): the run reads as NULL.
         ("DELETE FROM audit_auditevent WHERE session_id = %s AND seq BETWEEN 3 AND 5", 3, "gap"),
         ("DELETE FROM audit_auditevent WHERE session_id = %s AND seq = 7", 7, "gap"),
+        # Changed bytes holding a raw newline and a control character: the pipelined walk joins chunks on newlines.
+        ("UPDATE audit_auditevent SET canonical = REPLACE(canonical, 'ner_timeout', 'ner\n\x1etimeout') "
+         "WHERE session_id = %s AND seq = 4", 4, "not JSON"),
     ],
 )  # fmt: skip
-def test_altered_runs_are_read_back_as_stored(agent, monkeypatch, sql, seq, reason):
+@pytest.mark.parametrize("pipeline_min_events", [0, chain.PIPELINE_MIN_EVENTS])
+def test_altered_logs_are_read_back_as_stored(agent, monkeypatch, sql, seq, reason, pipeline_min_events):
     monkeypatch.setattr(chain, "CHUNK_EVENTS", 3)
+    monkeypatch.setattr(chain, "PIPELINE_MIN_EVENTS", pipeline_min_events)
     session, _ = start_session(agent, external_ref="call-1")
     append_events(session, [EVENT] * 10)
     with append_only_guard_lifted(), connection.cursor() as cursor:
@@ -211,3 +213,26 @@ def test_altered_runs_are_read_back_as_stored(agent, monkeypatch, sql, seq, reas
         verify_chain(session)
     assert caught.value.seq == seq
     assert reason in caught.value.reason
+
+
+@pytest.mark.parametrize("tampered", [False, True])
+def test_a_walk_outside_a_transaction_leaves_none_open(live_db, agent, monkeypatch, tampered):
+    # On PostgreSQL the walk reads through a server-side cursor, which needs a transaction: outside one (a script,
+    # a management command) it opens its own and ends it, also when it stops early at a break.
+    monkeypatch.setattr(chain, "CHUNK_EVENTS", 3)
+    session, _ = start_session(agent, external_ref="call-1")
+    append_events(session, [EVENT] * 10)
+    if tampered:
+        with append_only_guard_lifted(), connection.cursor() as cursor:
+            cursor.execute("DELETE FROM audit_auditevent WHERE session_id = %s AND seq = 4", [session.id])
+    assert connection.get_autocommit()
+    if tampered:
+        with pytest.raises(AuditChainBroken) as caught:
+            verify_chain(session)
+        assert caught.value.seq == 4
+    else:
+        assert verify_chain(session).tree_size == 11
+    assert connection.get_autocommit() and not connection.in_atomic_block
+    if connection.vendor == "postgresql":
+        assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert AuditEvent.objects.filter(session=session).count() == (10 if tampered else 11)

@@ -293,12 +293,12 @@ def test_policy_snapshot_must_be_the_one_the_log_committed_to(agent):
 
 
 def test_walk_reads_back_the_exact_stored_bytes_even_with_escapes(agent):
-    # COPY's text format escapes backslashes and control characters: the walk must undo exactly that. Such bytes
-    # never come from append_events (validated fields), so they are planted directly (an INSERT is not refused).
+    # Backslashes, control characters and non-ASCII text come back byte for byte (no escaping or re-encoding on
+    # the way). Such bytes never come from append_events (validated fields), so they are planted directly.
     session, _ = start_session(agent, external_ref="call-1", started_at=T0)
     odd = [
         '{"a":"back\\\\slash \\"quoted\\" \\u00e9 tab\\t"}',
-        '{"b":"\\\\\\\\n not a newline","c":"\x7f raw \t and \n"}',
+        '{"b":"\\\\\\\\n not a newline","c":"\x7f raw \t and \n","d":"Zoë 患者 \x1e"}',
     ]
     for offset, canonical in enumerate(odd, start=1):
         AuditEvent.objects.create(id=f"evt_{offset:026d}", session_id=session.id, seq=offset, kind="x", ts=T0,
