@@ -117,3 +117,8 @@ def rss_mb() -> float:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+
+
+def children_peak_rss_mb() -> float:
+    """The largest peak RSS of this process's finished children (the report walk's checking process)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e3
