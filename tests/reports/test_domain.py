@@ -156,6 +156,48 @@ def test_non_baa_hop_is_an_alert(seeded):
     assert report["retention_attestation"]["max_vendor_retention_days"] == 30
 
 
+@pytest.mark.parametrize("chunk", [1, 4, 1024])
+def test_egress_hops_and_alerts_match_an_event_by_event_recount(agent, monkeypatch, chunk):
+    # Egress is tallied a chunk at a time (counted by hop key): interleaved hops, repeats within and across chunks,
+    # and non-BAA hops must come out as a plain walk over the events says.
+    monkeypatch.setattr(chain, "CHUNK_EVENTS", chunk)
+    session, _ = start_session(agent, external_ref="call-egress", started_at=T0)
+    vendors = [("llm", "openai", True, 0), ("stt", "deepgram", True, 0), ("llm", "beta", False, 30),
+               ("tts", "elevenlabs", True, 7), ("llm", "beta", False, 90)]  # fmt: skip
+    events = []
+    for i in range(37):
+        hop, vendor, baa, days = vendors[(i * i + i // 3) % len(vendors)]
+        events.append({"ts": format_ts(T0), "kind": "egress.forwarded", "turn": i // 2, "hop": hop, "vendor": vendor,
+                       "baa": baa, "retention_days": days})  # fmt: skip
+        if i % 5 == 0:
+            events.append(
+                {
+                    "ts": format_ts(T0),
+                    "kind": "phi.rehydrated",
+                    "turn": i // 2,
+                    "entity_kind": "NAME",
+                    "token_kind": "MSKV1",
+                }
+            )
+    append_events(session, events)
+    hops, alerts = {}, []
+    for row in AuditEvent.objects.filter(session=session, kind="egress.forwarded").order_by("seq"):
+        e = json.loads(row.canonical)
+        key = (e["hop"], e["vendor"], e["baa"], e["retention_days"])
+        hops.setdefault(key, {"count": 0, "first_turn": e["turn"], "first_seq": e["seq"]})["count"] += 1
+        if not e["baa"]:
+            alerts.append({"seq": e["seq"], "turn": e["turn"], "hop": e["hop"], "vendor": e["vendor"],
+                           "retention_days": e["retention_days"]})  # fmt: skip
+    report = report_of(session)
+    baa = report["baa_chain"]
+    assert baa["hops"] == [
+        {"hop": h, "vendor": v, "baa": b, "retention_days": d, **figures} for (h, v, b, d), figures in hops.items()
+    ]
+    assert len(hops) == len(vendors) and len(alerts) > 2
+    assert (baa["alert_count"], baa["alerts"]) == (len(alerts), alerts)
+    assert report["summary"]["alerts_by_type"]["non_baa_egress"] == len(alerts)
+
+
 def test_globex_call_retention_and_audio_policy(seeded):
     report = report_of(seeded.other_sessions[0])
     assert report["retention_attestation"] == {
