@@ -478,7 +478,8 @@ def _can_fork() -> bool:
 
 def _walk_pipelined(walker: ChainWalker, chunks: Iterable[list[bytes]], tally: TallyT) -> TallyT:
     """This process fetches and hashes; a forked one parses, checks and tallies, a chunk behind. A chunk and its
-    hashes go through a pipe (a copy); the checker answers once, at the end or at the first break.
+    hashes go through a pipe (a copy); the checker follows the walker's position and head itself, and answers once,
+    at the end or at the first break.
     The child inherits the database connection and never touches it."""
     context = multiprocessing.get_context("fork")
     data_recv, data_send = context.Pipe(duplex=False)
@@ -496,19 +497,24 @@ def _walk_pipelined(walker: ChainWalker, chunks: Iterable[list[bytes]], tally: T
         for chunk in chunks:
             if result_recv.poll():  # the checker stopped early: a break
                 break
-            first_seq, prev_head = walker.expected_seq, walker.head
-            hashes_hex = walker.hash_chunk(chunk)
-            # One bytes object pickles as a copy, a list of them object by object. Canonical JSON never holds a raw
-            # newline; a row that does (altered bytes) is sent as it is, to be found where it stands.
+            hashes = walker.hash_chunk(chunk).encode("ascii")
+            # Two raw messages per chunk (pickling them cost both processes more than the pipe itself): the hashes,
+            # flagged, then the rows joined on newlines. Canonical JSON never holds a raw newline; a chunk with a
+            # row that does (altered bytes) is pickled as a list instead, so that row is found where it stands.
             joined = b"\n".join(chunk)
-            message = joined if joined.count(b"\n") == len(chunk) - 1 else chunk
+            plain = joined.count(b"\n") == len(chunk) - 1
             try:
-                data_send.send((message, prev_head, hashes_hex, first_seq))
+                if plain:
+                    data_send.send_bytes(b"J" + hashes)
+                    data_send.send_bytes(joined)
+                else:
+                    data_send.send_bytes(b"L" + hashes)
+                    data_send.send(chunk)
             except BrokenPipeError:
                 break
         else:
             with suppress(BrokenPipeError):  # the checker may have stopped at a break in the last chunk
-                data_send.send(None)
+                data_send.send_bytes(b"")
         try:
             outcome = result_recv.recv()
         except EOFError:
@@ -538,14 +544,15 @@ def _widen(connection_end) -> None:
 def _check_in_child(data_recv, result_send, parent_ends, session_id: str, tally: Tally | None) -> None:
     for end in parent_ends:
         end.close()
+    prev_head, first_seq = ZERO_HASH, 0  # the walker's state before each chunk, followed here
     try:
-        while (message := data_recv.recv()) is not None:
-            chunk, prev_head, hashes_hex, first_seq = message
-            if type(chunk) is bytes:
-                chunk = chunk.split(b"\n")
+        while head := data_recv.recv_bytes():
+            hashes_hex = head[1:].decode("ascii")
+            chunk = data_recv.recv_bytes().split(b"\n") if head[:1] == b"J" else data_recv.recv()
             events = check_chunk(chunk, prev_head, hashes_hex, first_seq, session_id)
             if tally is not None:
                 tally.add_events(events)
+            prev_head, first_seq = hashes_hex[-64:] or prev_head, first_seq + len(chunk)
         result_send.send(("ok", tally))
     except AuditChainBroken as broken:
         result_send.send(("broken", broken.seq, broken.reason))
