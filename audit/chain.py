@@ -3,6 +3,7 @@ the session row it orders (SPEC §6, §9): on PostgreSQL ``SELECT … FOR UPDATE
 transaction mode serialises writers.
 """
 
+import ctypes
 import fcntl
 import gc
 import hashlib
@@ -541,9 +542,23 @@ def _widen(connection_end) -> None:
         fcntl.fcntl(connection_end.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
 
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+
+
+def _keep_freed_memory() -> None:
+    """Let this short-lived process keep what it frees. Each chunk's ~400 KB pipe buffers are freed and allocated
+    again; by default glibc hands such memory back to the kernel every time and faults it in again (~140,000 page
+    faults, ~0.4 s of system time in a 1M-event walk). Elsewhere than glibc this changes nothing."""
+    with suppress(AttributeError, OSError):
+        libc = ctypes.CDLL(None)
+        libc.mallopt(_M_TRIM_THRESHOLD, 256 << 20)
+        libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+
+
 def _check_in_child(data_recv, result_send, parent_ends, session_id: str, tally: Tally | None) -> None:
     for end in parent_ends:
         end.close()
+    _keep_freed_memory()
     prev_head, first_seq = ZERO_HASH, 0  # the walker's state before each chunk, followed here
     try:
         while head := data_recv.recv_bytes():
