@@ -250,13 +250,6 @@ def iter_canonical_chunks(
     return _orm_canonical_chunks(session.pk, size, chunk_events)
 
 
-def iter_canonical(session: Session, *, size: int | None = None) -> Iterator[bytes]:
-    """``iter_canonical_chunks`` one event at a time."""
-    with closing(iter_canonical_chunks(session, size=size)) as chunks:
-        for chunk in chunks:
-            yield from chunk
-
-
 def _orm_canonical_chunks(session_id: str, size: int, chunk_events: int) -> Iterator[list[bytes]]:
     rows = (
         AuditEvent.objects.filter(session_id=session_id, seq__lt=size)

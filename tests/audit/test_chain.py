@@ -16,7 +16,7 @@ from audit.chain import (
     append_events,
     check_chunk,
     end_session,
-    iter_canonical,
+    iter_canonical_chunks,
     start_session,
     verify_chain,
 )
@@ -164,7 +164,7 @@ def _walk_in_chunks(session_id, rows, size):
 def test_walker_names_the_first_bad_seq_whatever_the_chunking(agent, mutate, seq, reason, chunk):
     session, _ = start_session(agent, external_ref="call-1")
     append_events(session, [EVENT] * 11)
-    rows = list(iter_canonical(session))
+    rows = list(itertools.chain.from_iterable(iter_canonical_chunks(session)))
     intact = _walk_in_chunks(session.id, rows, chunk)
     assert (intact.expected_seq, intact.accumulator.root().hex()) == (12, verify_chain(session).merkle_root_hex)
     with pytest.raises(AuditChainBroken) as caught:

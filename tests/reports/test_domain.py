@@ -10,7 +10,7 @@ from cryptography.exceptions import InvalidSignature
 from django.db import connection
 
 from audit import chain
-from audit.chain import append_events, end_session, format_ts, iter_canonical, start_session, verify_chain
+from audit.chain import append_events, end_session, format_ts, iter_canonical_chunks, start_session, verify_chain
 from audit.errors import AuditChainBroken
 from audit.events import event_alert
 from audit.models import AuditEvent, Session
@@ -346,4 +346,4 @@ def test_walk_reads_back_the_exact_stored_bytes_even_with_escapes(agent):
         AuditEvent.objects.create(id=f"evt_{offset:026d}", session_id=session.id, seq=offset, kind="x", ts=T0,
                                   canonical=canonical, event_hash="0" * 64, prev_hash=str(offset) * 64)  # fmt: skip
     stored = list(AuditEvent.objects.filter(session=session).order_by("seq").values_list("canonical", flat=True))
-    assert list(iter_canonical(session, size=3)) == [text.encode() for text in stored]
+    assert [row for chunk in iter_canonical_chunks(session, size=3) for row in chunk] == [t.encode() for t in stored]
