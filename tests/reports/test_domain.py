@@ -158,8 +158,8 @@ def test_non_baa_hop_is_an_alert(seeded):
 
 @pytest.mark.parametrize("chunk", [1, 4, 1024])
 def test_egress_hops_and_alerts_match_an_event_by_event_recount(agent, monkeypatch, chunk):
-    # Egress is tallied a chunk at a time (counted by hop key): interleaved hops, repeats within and across chunks,
-    # and non-BAA hops must come out as a plain walk over the events says.
+    # The tally sees the log a chunk at a time: interleaved hops, repeats within and across chunks, and non-BAA
+    # hops must come out as a plain walk over the events says.
     monkeypatch.setattr(chain, "CHUNK_EVENTS", chunk)
     session, _ = start_session(agent, external_ref="call-egress", started_at=T0)
     vendors = [("llm", "openai", True, 0), ("stt", "deepgram", True, 0), ("llm", "beta", False, 30),
