@@ -102,6 +102,21 @@ COMMON_FIELDS: dict[str, Any] = {
 }
 CLIENT_COMMON = ("kind", "ts")  # a client sends these; the server assigns v, id, session_id, seq, prev_hash
 
+_JSON_TYPES = {"string": str, "integer": int, "boolean": bool, "number": float, "array": list, "object": dict}
+
+
+def field_type(name: str) -> type:
+    """The Python type of an event field, from its schema (``COMMON_FIELDS`` or any kind's ``KIND_FIELDS``; a field
+    has one type in every kind that has it): walks decode stored events straight into structs of such fields."""
+    schemas = [COMMON_FIELDS[name]] if name in COMMON_FIELDS else [f[name] for f in KIND_FIELDS.values() if name in f]
+    types = {
+        str if all(isinstance(v, str) for v in schema.get("enum", [0])) else _JSON_TYPES.get(schema.get("type"))
+        for schema in schemas
+    }
+    if len(types) != 1 or None in types:
+        raise ValueError(f"event field {name!r} has no single type")
+    return types.pop()
+
 
 def _object_schema(kind: str, common: Iterable[str]) -> dict[str, Any]:
     fields = KIND_FIELDS[kind]
@@ -224,7 +239,8 @@ def validate_events(events: object, *, max_events: int = 1000, allow_server_kind
 
 
 def event_alert(kind: str, fields: Mapping[str, Any]) -> str | None:
-    """The alert an event raises for a compliance reviewer, or None. One definition for counters and reports."""
+    """The alert an event raises for a compliance reviewer, or None. One definition for counters and reports.
+    ``fields``: the event, or anything with the same ``get`` (a report reads events as ``reports.domain.EventView``)."""
     if kind == "phi.rehydration_failed":
         return "rehydration_failed"
     if kind == "leak.detected":

@@ -24,12 +24,14 @@ from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 from itertools import compress
-from operator import itemgetter
-from typing import Any
+from operator import attrgetter
+from typing import Any, ClassVar
 
-from audit.chain import ChainSummary, format_ts, walk_chain
+import msgspec
+
+from audit.chain import EVENT_INVALID, ChainLinks, ChainSummary, format_ts, walk_chain
 from audit.errors import AuditChainBroken
-from audit.events import KIND_FIELDS, event_alert
+from audit.events import KIND_FIELDS, OPTIONAL_FIELDS, event_alert, field_type
 from audit.models import Session
 from audit.policy import PolicyDoc, parse_policy, policy_sha256
 from audit.signing import sign_object
@@ -523,6 +525,28 @@ class _Capped:
         return Listing(count=self.count, items=tuple(self.items))
 
 
+class _EventFields(ChainLinks):
+    def get(self, name: str, default: Any = None) -> Any:
+        """A field by its name, as from a mapping (``audit.events.event_alert`` reads events so)."""
+        return getattr(self, name, default)
+
+
+# The fields of an event the report reads besides ``ChainLinks``, ``kind`` and ``ts``, each typed from the event
+# schema; a field the event's kind does not have is None. The walk decodes every event straight into an
+# ``EventView`` and skips the rest.
+READ_FIELDS = (
+    "turn", "entity_kind", "pass", "action", "hop", "vendor", "baa", "retention_days", "reason", "stage",
+    "luhn_valid", "masked_before_egress", "what", "encrypted", "agent_id", "platform", "upstream_model", "policy",
+    "status", "duration_ms",
+)  # fmt: skip
+EventView = msgspec.defstruct(
+    "EventView",
+    [("kind", str), ("ts", str), *((name, field_type(name) | None, None) for name in READ_FIELDS)],
+    bases=(_EventFields,),
+    module=__name__,
+)
+
+
 @dataclass
 class _Tally:
     """Everything the report counts from the verified events, fed a chunk at a time by ``walk_chain`` (which, for
@@ -547,61 +571,61 @@ class _Tally:
     ended: dict | None = None
     last_ts: str = ""
 
-    def add_events(self, events: list[dict]) -> None:
+    event_type: ClassVar[type[ChainLinks]] = EventView
+
+    def add_events(self, events: list[EventView]) -> None:
         """Tally a verified chunk. Redactions (most of any log) and rehydrations are counted with whole-list
-        operations that run in C, since the kind alone decides; every other event goes through ``_add_one``."""
-        try:
-            kinds = list(map(_KIND, events))
-            self.kinds.update(kinds)
-            self.redactions.update(map(_REDACTION_KEY, compress(events, map(_REDACTED.__eq__, kinds))))
-            for event in compress(events, map(_ONE_BY_ONE.__contains__, kinds)):
-                self._add_one(event)
-        except (KeyError, TypeError):
-            # Verified bytes that are not a well-formed v1 event: the log cannot back a report.
-            raise AuditChainBroken(_first_malformed(events), "event is not a valid v1 event of its kind") from None
-        self.last_ts = events[-1]["ts"]
+        operations that run in C, since the kind alone decides; every other event goes through ``_add_one``.
+        Verified bytes that lack a field their kind requires are not a well-formed v1 event: the log cannot back
+        a report."""
+        kinds = list(map(_KIND, events))
+        self.kinds.update(kinds)
+        self.redactions.update(map(_REDACTION_KEY, compress(events, map(_REDACTED.__eq__, kinds))))
+        if any(None in key for key in self.redactions):  # only this chunk's can: earlier ones were checked
+            raise AuditChainBroken(_first_malformed(events), EVENT_INVALID)
+        for event in compress(events, map(_ONE_BY_ONE.__contains__, kinds)):
+            self._add_one(event)
+        self.last_ts = events[-1].ts
 
     @property
     def rehydrations(self) -> int:
         return self.kinds["phi.rehydrated"]
 
-    def _add_one(self, event: dict) -> None:
-        kind, seq = event["kind"], event["seq"]
+    def _add_one(self, event: EventView) -> None:
+        kind, seq = event.kind, event.seq
+        if None in _REQUIRED[kind](event):
+            raise AuditChainBroken(seq, EVENT_INVALID)
         alert = event_alert(kind, event)
         if alert is not None:
             self.alerts[alert] = self.alerts.get(alert, 0) + 1
         if kind == "egress.forwarded":
-            key = (event["hop"], event["vendor"], event["baa"], event["retention_days"])
+            key = (event.hop, event.vendor, event.baa, event.retention_days)
             hop = self.hops.get(key)
             if hop is None:
-                self.hops[key] = [1, event["turn"], seq]
+                self.hops[key] = [1, event.turn, seq]
             else:
                 hop[0] += 1
             if alert is not None:
-                self.baa_alerts.add(seq, event["turn"], ("hop", key[0]), ("vendor", key[1]), ("retention_days", key[3]))
+                self.baa_alerts.add(seq, event.turn, ("hop", key[0]), ("vendor", key[1]), ("retention_days", key[3]))
         elif kind == "phi.rehydration_failed":
-            self.rehydration_failures.add(
-                seq, event["turn"], ("entity_kind", event["entity_kind"]), ("reason", event["reason"])
-            )
+            self.rehydration_failures.add(seq, event.turn, ("entity_kind", event.entity_kind), ("reason", event.reason))
         elif kind == "leak.detected":
-            self.leaks.add(seq, event["turn"], ("entity_kind", event["entity_kind"]), ("stage", event["stage"]))
+            self.leaks.add(seq, event.turn, ("entity_kind", event.entity_kind), ("stage", event.stage))
         elif kind == "pci.card_detected":
             self.cards += 1
-            self.cards_luhn_valid += bool(event["luhn_valid"])
-            self.cards_masked += bool(event["masked_before_egress"])
+            self.cards_luhn_valid += event.luhn_valid
+            self.cards_masked += event.masked_before_egress
             if alert is not None:
-                self.card_alerts.add(
-                    seq, event["turn"], ("luhn_valid", event["luhn_valid"]), ("action", event["action"])
-                )
+                self.card_alerts.add(seq, event.turn, ("luhn_valid", event.luhn_valid), ("action", event.action))
         elif kind == "detection.degraded":
-            self.degraded.add(seq, event["turn"], ("reason", event["reason"]))
+            self.degraded.add(seq, event.turn, ("reason", event.reason))
         elif kind == "payload.persisted":
-            self.payloads[event["what"]] += 1
-            self.payloads_unencrypted += not event["encrypted"]
+            self.payloads[event.what] += 1
+            self.payloads_unencrypted += not event.encrypted
         elif kind == "session.started":
-            self.started = event
+            self.started = msgspec.structs.asdict(event)
         elif kind == "session.ended":
-            self.ended = event
+            self.ended = msgspec.structs.asdict(event)
 
     def redaction_counts(self, position: int, order: Iterable[str] | None = None) -> tuple[tuple[str, int], ...]:
         """Redactions summed by one element of the (entity, pass, action) key: alphabetical, or in ``order``
@@ -616,24 +640,25 @@ class _Tally:
         return sum(self.redactions.values())
 
 
-_KIND = itemgetter("kind")
+_KIND = attrgetter("kind")
 _REDACTED = "phi.redacted"
-_REDACTION_KEY = itemgetter("entity_kind", "pass", "action")
+_REDACTION_KEY = attrgetter("entity_kind", "pass", "action")
 # Kinds whose figures need more than a count by kind: everything but redactions and rehydrations.
 _ONE_BY_ONE = frozenset(KIND_FIELDS) - {"phi.redacted", "phi.rehydrated"}
+# Per kind, the fields the report reads that the kind requires ("kind" first, so the getter always gives a tuple).
+_REQUIRED = {
+    kind: attrgetter("kind", *(f for f in fields if f in READ_FIELDS and f not in OPTIONAL_FIELDS.get(kind, ())))
+    for kind, fields in KIND_FIELDS.items()
+}
 
 
-def _first_malformed(events: list[dict]) -> int:
-    """The seq of the first event of a verified chunk that lacks a field the tally reads."""
+def _first_malformed(events: list[EventView]) -> int:
+    """The seq of the first event of a verified chunk that lacks a field its kind requires and the tally reads."""
     for event in events:
-        try:
-            if event["kind"] == _REDACTED:
-                _REDACTION_KEY(event)
-            elif event["kind"] in _ONE_BY_ONE:
-                _Tally()._add_one(event)
-        except (KeyError, TypeError):
-            return event["seq"]
-    return events[0]["seq"]
+        required = _REQUIRED.get(event.kind)
+        if required is not None and None in required(event):
+            return event.seq
+    return events[0].seq
 
 
 def _walk(session: Session) -> tuple[ChainSummary, _Tally]:

@@ -14,7 +14,6 @@ from audit.canonical import canonical_bytes
 from audit.chain import (
     ChainWalker,
     append_events,
-    check_chunk,
     end_session,
     iter_canonical_chunks,
     start_session,
@@ -141,8 +140,7 @@ def _walk_in_chunks(session_id, rows, size):
     walker = ChainWalker(session_id)
     for start in range(0, len(rows), size):
         chunk = rows[start : start + size]
-        first_seq, prev_head = walker.expected_seq, walker.head
-        check_chunk(chunk, prev_head, walker.hash_chunk(chunk), first_seq, session_id)
+        walker.walk_chunk(chunk, walker.hash_chunk(chunk))
     return walker
 
 
