@@ -3,7 +3,7 @@
 import pytest
 
 from audit.chain import append_events, start_session
-from audit.events import event_errors, validate_events
+from audit.events import event_errors, field_type, validate_events
 from audit.models import AuditEvent
 from masker.errors import ValidationFailed
 
@@ -96,3 +96,13 @@ def test_empty_or_oversized_batch_is_rejected(agent):
         append_events(session, [])
     with pytest.raises(ValidationFailed):
         append_events(session, [GOOD] * 1001)
+
+
+def test_field_types_come_from_the_event_schema():
+    # A walk decodes stored events into structs typed by these: one type per field name, whatever the kind.
+    assert [field_type(name) for name in ("seq", "turn", "pass", "baa", "policy", "span", "confidence")] == [
+        int, int, str, bool, dict, list, float,
+    ]  # fmt: skip
+    for name in ("v", "no_such_field"):  # a const has no type; an unknown field none either
+        with pytest.raises(ValueError, match="no single type"):
+            field_type(name)

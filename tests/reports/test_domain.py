@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.exceptions import InvalidSignature
-from django.db import connection
+from django.db import connection, transaction
 
 from audit import chain
 from audit.chain import append_events, end_session, format_ts, iter_canonical_chunks, start_session, verify_chain
@@ -332,6 +332,35 @@ def test_policy_snapshot_must_be_the_one_the_log_committed_to(agent):
     Session.objects.filter(pk=session.pk).update(policy_snapshot=session.policy_snapshot + "# edited\n")
     broken = _broken(session)
     assert (broken.seq, broken.reason) == (0, "the session's policy snapshot does not match the policy hash in the log")
+
+
+@pytest.mark.parametrize(
+    ("index", "change"),
+    [
+        (1, lambda event: event.pop("action")),  # a redaction without a field it is counted by
+        (0, lambda event: event.update(action=3)),  # ... with one of the wrong type
+        (3, lambda event: event.pop("vendor")),  # an egress hop without its vendor
+        (3, lambda event: event.update(baa="yes")),
+        (4, lambda event: event.pop("stage")),  # a leak without its stage
+    ],
+)
+@pytest.mark.parametrize("pipeline_min_events", [0, chain.PIPELINE_MIN_EVENTS])
+def test_a_chained_event_that_is_not_a_valid_v1_event_breaks_the_report(
+    agent, monkeypatch, index, change, pipeline_min_events
+):
+    # Written past validation (as a bug, or a chain rewritten together with its head, would): the links hold, but
+    # the report cannot count the event, so there is no report.
+    monkeypatch.setattr(chain, "CHUNK_EVENTS", 3)
+    monkeypatch.setattr(chain, "PIPELINE_MIN_EVENTS", pipeline_min_events)
+    session, _ = start_session(agent, external_ref="call-1", started_at=T0)
+    events = many_events(8)
+    change(events[index])
+    with transaction.atomic():
+        chain._append_locked(chain._lock(session.pk), events)
+    session.refresh_from_db()
+    assert verify_chain(session).tree_size == 9
+    broken = _broken(session)
+    assert (broken.seq, broken.reason) == (index + 1, "event is not a valid v1 event of its kind")
 
 
 def test_walk_reads_back_the_exact_stored_bytes_even_with_escapes(agent):
