@@ -303,7 +303,7 @@ BYTES_CHANGED = "event bytes do not match the stored event hash"
 HEAD_MISMATCH = "the last event does not match the session's recorded chain head"
 EVENT_INVALID = "event is not a valid v1 event of its kind"
 
-# From this many events on, a walk checks and tallies in a second process while this one fetches and hashes
+# From this many events on, a walk folds, checks and tallies in a second process while this one fetches and hashes
 # (``_walk_pipelined``): below it, starting the process costs more than the overlap saves.
 PIPELINE_MIN_EVENTS = 65_536
 
@@ -397,10 +397,10 @@ def check_chunk(
 ) -> list[ChainLinks]:
     """The events of a chunk decoded as ``event_type`` and checked: each a JSON object with the fields and types
     ``event_type`` requires, naming its own position (``first_seq`` on) and this session, and carrying as
-    ``prev_hash`` the previous event's hash (``prev_head`` before the chunk, then ``hashes_hex`` from
-    ``ChainWalker.hash_chunk``), which is how changed bytes show. Raises ``AuditChainBroken`` at the first bad seq:
-    a gap, bytes that are not a JSON object, an event naming another position or session, a link that does not
-    hold, or a field of the wrong type.
+    ``prev_hash`` the previous event's hash (``prev_head`` before the chunk, then the chunk's own leaf hashes,
+    ``hashes_hex``, as ``ChainWalker.walk_chunk`` passes them), which is how changed bytes show. Raises
+    ``AuditChainBroken`` at the first bad seq: a gap, bytes that are not a JSON object, an event naming another
+    position or session, a link that does not hold, or a field of the wrong type.
 
     This is the hot loop of every report, so a chunk is checked with whole-list operations that run in C (``map``
     of the msgspec decoder and ``attrgetter``, joins, equality) rather than a Python step per event; only a chunk
@@ -477,11 +477,11 @@ def walk_chain(session: Session, tally: TallyT) -> tuple[ChainSummary, TallyT]:
     event where one lookup can tell.
 
     One query while the chain holds, flat memory. From ``PIPELINE_MIN_EVENTS`` events on (where ``fork`` exists),
-    checking and tallying run in a second process, overlapped with fetching and hashing here.
+    folding, checking and tallying run in a second process, overlapped with fetching and hashing here.
     """
     walker = ChainWalker(session.id)
     event_type = ChainLinks if tally is None else tally.event_type
-    # A walk allocates a dict per event and frees it at once (no cycles), yet each allocation counts towards the
+    # A walk allocates an object per event and frees it at once (no cycles), yet each allocation counts towards the
     # cyclic collector's next pass over the process's long-lived objects: pausing it cut ~10% of a 1M-event walk.
     collecting = gc.isenabled()
     gc.disable()

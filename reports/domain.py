@@ -526,6 +526,8 @@ class _Capped:
 
 
 class _EventFields(ChainLinks):
+    """The base of ``EventView``: what every event has, and ``get``."""
+
     def get(self, name: str, default: Any = None) -> Any:
         """A field by its name, as from a mapping (``audit.events.event_alert`` reads events so)."""
         return getattr(self, name, default)
