@@ -109,13 +109,16 @@ def field_type(name: str) -> type:
     """The Python type of an event field, from its schema (``COMMON_FIELDS`` or any kind's ``KIND_FIELDS``; a field
     has one type in every kind that has it): walks decode stored events straight into structs of such fields."""
     schemas = [COMMON_FIELDS[name]] if name in COMMON_FIELDS else [f[name] for f in KIND_FIELDS.values() if name in f]
-    types = {
-        str if all(isinstance(v, str) for v in schema.get("enum", [0])) else _JSON_TYPES.get(schema.get("type"))
-        for schema in schemas
-    }
+    types = {_python_type(schema) for schema in schemas}
     if len(types) != 1 or None in types:
         raise ValueError(f"event field {name!r} has no single type")
     return types.pop()
+
+
+def _python_type(schema: dict[str, Any]) -> type | None:
+    if "enum" in schema:
+        return str if all(isinstance(value, str) for value in schema["enum"]) else None
+    return _JSON_TYPES.get(schema.get("type"))
 
 
 def _object_schema(kind: str, common: Iterable[str]) -> dict[str, Any]:

@@ -595,7 +595,7 @@ class _Tally:
 
     def _add_one(self, event: EventView) -> None:
         kind, seq = event.kind, event.seq
-        if None in _REQUIRED[kind](event):
+        if _is_malformed(event):
             raise AuditChainBroken(seq, EVENT_INVALID)
         alert = event_alert(kind, event)
         if alert is not None:
@@ -654,13 +654,15 @@ _REQUIRED = {
 }
 
 
+def _is_malformed(event: EventView) -> bool:
+    """The event lacks a field its kind requires and the tally reads."""
+    required = _REQUIRED.get(event.kind)
+    return required is not None and None in required(event)
+
+
 def _first_malformed(events: list[EventView]) -> int:
-    """The seq of the first event of a verified chunk that lacks a field its kind requires and the tally reads."""
-    for event in events:
-        required = _REQUIRED.get(event.kind)
-        if required is not None and None in required(event):
-            return event.seq
-    return events[0].seq
+    """The seq of the first malformed event of a verified chunk."""
+    return next((event.seq for event in events if _is_malformed(event)), events[0].seq)
 
 
 def _walk(session: Session) -> tuple[ChainSummary, _Tally]:
