@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from audit import identifiers
 from audit.chain import format_ts
 from audit.events import END_STATUSES, EVENT_KINDS, SERVER_KINDS, input_event_schema
 from audit.models import Agent, Session
@@ -22,8 +23,6 @@ from masker.errors import ValidationFailed
 from masker.ids import is_valid_id
 
 MAX_BATCH_EVENTS = 1000
-EXTERNAL_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
-PLATFORM_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")
 RFC3339_PATTERN = re.compile(
     r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)$"
@@ -110,21 +109,43 @@ def _choice(choices, *, required: bool = True, **kwargs) -> serializers.ChoiceFi
                                    **kwargs)  # fmt: skip
 
 
+def refuse_phi_shape(value: str) -> None:
+    if identifiers.is_phi_shaped(value):
+        raise serializers.ValidationError(
+            "must not hold anything shaped like a phone number, SSN, date, e-mail address or PHI label (mrn, dob, "
+            "ssn, patient)"
+        )
+
+
+@extend_schema_field(identifiers.EXTERNAL_REF_SCHEMA)
+class ExternalRefField(StrictRegexField):
+    pass
+
+
+@extend_schema_field(identifiers.SLUG_SCHEMA)
+class SlugField(StrictRegexField):
+    pass
+
+
 class SessionStartSerializer(StrictSerializer):
     agent_id = StrictCharField(max_length=40, help_text="The agent handling the call (agt_…).")
-    external_ref = StrictRegexField(
-        EXTERNAL_REF_PATTERN,
+    external_ref = ExternalRefField(
+        identifiers.EXTERNAL_REF,
         max_length=128,
-        help_text="The voice platform's call id: letters, digits and . _ : - only (1-128 characters). The same "
-        "external_ref for the same agent returns the existing session.",
+        validators=[refuse_phi_shape],
+        help_text="The voice platform's call id: letters, digits and . _ : - only (1-128 characters), holding "
+        "nothing shaped like a phone number, SSN, date or PHI label. The same external_ref for the same agent "
+        "returns the existing session.",
         error_messages={"invalid": "must be 1-128 characters of letters, digits and . _ : -"},
     )
-    platform = StrictRegexField(
-        PLATFORM_PATTERN,
-        max_length=64,
+    platform = SlugField(
+        identifiers.SLUG,
+        max_length=48,
         required=False,
-        help_text="Voice platform (defaults to the agent's), lower-case letters, digits and . _ -.",
-        error_messages={"invalid": "must be 1-64 lower-case letters, digits and . _ -"},
+        help_text="Voice platform (defaults to the agent's): a lower-case slug such as vapi or retell.",
+        error_messages={
+            "invalid": "must be a lower-case slug: words of letters (then at most 3 digits) joined by - or _"
+        },
     )
     started_at = Rfc3339Field(required=False, help_text="When the call started (defaults to now).")
 
