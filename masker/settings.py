@@ -234,7 +234,6 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["masker.throttling.TokenRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "token": os.environ.get("MASKER_TOKEN_RATE", "6000/min"),
-        "login": os.environ.get("MASKER_LOGIN_RATE", "10/min"),
     },
 }
 

@@ -26,7 +26,6 @@ import time
 from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import PermissionDenied
 from django.db import connection
-from rest_framework import throttling
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
@@ -101,13 +100,6 @@ class LoginLimitBackend(ModelBackend):
         else:
             clear_login_failures(request, username)
         return user
-
-
-class LoginRateThrottle(throttling.AnonRateThrottle):
-    """``DEFAULT_THROTTLE_RATES["login"]`` API sign-in requests per client IP (``client_ip``), per process: a
-    burst brake in front of the shared failure limit above, which is what bounds password guessing."""
-
-    scope = "login"
 
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
