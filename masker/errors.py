@@ -6,6 +6,7 @@ are mapped to the same codes; anything else becomes a logged 500 ``internal_erro
 
 import logging
 
+import psycopg
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
@@ -152,9 +153,13 @@ def is_database_unavailable(exc: BaseException | None) -> bool:
     """A database that is down, refuses connections, or ran into the lock/statement/connect timeout.
 
     Django wraps every driver error that is not the caller's fault (connection refused or lost, lock timeout,
-    statement timeout, SQLite's "database is locked") as ``OperationalError`` or ``InterfaceError``.
+    statement timeout, SQLite's "database is locked") as ``OperationalError`` or ``InterfaceError``; the append
+    path's COPY talks to psycopg directly, whose own classes are the same DB-API categories.
     """
-    return isinstance(exc, OperationalError | InterfaceError)
+    return isinstance(exc, _UNAVAILABLE)
+
+
+_UNAVAILABLE = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
 
 
 def log_database_unavailable(exc: BaseException) -> None:
