@@ -37,9 +37,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(*, workers: int = 1, timeout: int = 30, env: dict[str, str] | None = None) -> Iterator[str]:
+def gunicorn(
+    *, workers: int = 1, timeout: int = 30, env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[str]:
     """A gunicorn serving ``masker.wsgi`` on a free port with ``tests.settings`` (fast hasher, DEBUG off); yields
-    its base URL once ``/healthz`` answers, stops it (and its workers) afterwards."""
+    its base URL once ``/healthz`` answers, stops it (and its workers) afterwards. ``log``: a file that receives
+    the server's log (stderr)."""
     port = free_port()
     environment = {
         **os.environ,
@@ -55,7 +58,8 @@ def gunicorn(*, workers: int = 1, timeout: int = 30, env: dict[str, str] | None 
         "--bind", f"{HOST}:{port}", "--workers", str(workers), "--timeout", str(timeout),
         "--log-level", "warning", "--chdir", str(ROOT),
     ]  # fmt: skip
-    server = subprocess.Popen(command, env=environment, cwd=ROOT, start_new_session=True)
+    stderr = log.open("ab") if log is not None else None
+    server = subprocess.Popen(command, env=environment, cwd=ROOT, start_new_session=True, stderr=stderr)
     base = f"http://{HOST}:{port}"
     try:
         _wait_ready(base, server)
@@ -67,6 +71,8 @@ def gunicorn(*, workers: int = 1, timeout: int = 30, env: dict[str, str] | None 
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
+        if stderr is not None:
+            stderr.close()
 
 
 def _wait_ready(base: str, server: subprocess.Popen, timeout: float = 60.0) -> None:

@@ -127,10 +127,12 @@ def silent_database():
 
 @pytest.mark.postgres_only
 @pytest.mark.parametrize("state", ["refused", "silent"])
-def test_a_database_that_is_down_or_silent_answers_503_and_healthz_still_answers(db, state, request):
+def test_a_database_that_is_down_or_silent_answers_503_and_healthz_still_answers(db, state, request, tmp_path):
     port = request.getfixturevalue("silent_database").port if state == "silent" else free_port()
-    env = {"DATABASE_URL": f"postgres://postgres@{HOST}:{port}/masker", "MASKER_DB_CONNECT_TIMEOUT": "2"}
-    with gunicorn(env=env) as base:
+    env = {"DATABASE_URL": f"postgres://postgres@{HOST}:{port}/masker", "MASKER_DB_CONNECT_TIMEOUT": "2",
+           "MASKER_LOG_LEVEL": "INFO"}  # fmt: skip
+    log = tmp_path / "gunicorn.log"
+    with gunicorn(env=env, log=log) as base:
         assert requests.get(f"{base}/healthz", timeout=30).status_code == 200
         for method, path, headers in [
             ("GET", "/readyz", {}),
@@ -150,3 +152,9 @@ def test_a_database_that_is_down_or_silent_answers_503_and_healthz_still_answers
         assert console.status_code == 503
         assert console.headers["Content-Type"].startswith("text/html")
         assert "not answering" in console.text
+
+    # Every line the application logged about these requests names its request id.
+    app_lines = [line for line in log.read_text().splitlines() if " masker." in line or " django." in line]
+    assert any(" django.request [req_" in line for line in app_lines)
+    assert any(" masker.errors [req_" in line and "database unavailable" in line for line in app_lines)
+    assert not [line for line in app_lines if "[-]" in line]
