@@ -32,7 +32,12 @@ PASSES = ("regex", "ner", "diarize")
 HOPS = ("stt", "llm", "tts", "telephony")
 END_STATUSES = ("ok", "error", "partial")
 
-TS_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z$"
+# An RFC 3339 UTC time with milliseconds on a real calendar day (no year 0, no February 30th, February 29th in
+# leap years only), so the OpenAPI pattern admits exactly what the server accepts.
+_YEAR = r"(\d{3}[1-9]|\d{2}[1-9]0|\d[1-9]00|[1-9]000)"
+_LEAP_YEAR = r"(\d{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)"
+_MONTH_DAY = r"((0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)"
+TS_PATTERN = rf"^({_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{{3}}Z$"
 HEX64 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 # Written by the service from its own records (agent, policy): models, policy names, the agent's platform.
 NAME_LIKE = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$"}

@@ -248,6 +248,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "masker.schema.postprocess_schema"],
     "ENUM_NAME_OVERRIDES": {
         "SessionStatusEnum": "audit.models.Session.Status",
         "SessionEndStatusEnum": "audit.events.END_STATUSES",

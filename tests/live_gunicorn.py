@@ -56,7 +56,7 @@ def gunicorn(
     command = [
         str(Path(sys.executable).parent / "gunicorn"), "masker.wsgi:application",
         "--bind", f"{HOST}:{port}", "--workers", str(workers), "--timeout", str(timeout),
-        "--log-level", "warning", "--chdir", str(ROOT),
+        "--limit-request-line", "8190", "--log-level", "warning", "--chdir", str(ROOT),
     ]  # fmt: skip
     stderr = log.open("ab") if log is not None else None
     server = subprocess.Popen(command, env=environment, cwd=ROOT, start_new_session=True, stderr=stderr)

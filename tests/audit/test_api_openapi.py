@@ -8,13 +8,13 @@ from django.test import Client
 from audit.events import SERVER_KINDS
 
 OPERATIONS = {
-    ("/api/v1/sessions", "get"): {"200", "400", "401", "403", "429"},
-    ("/api/v1/sessions", "post"): {"200", "201", "400", "401", "403", "404", "413", "429"},
-    ("/api/v1/sessions/{session_id}", "get"): {"200", "401", "403", "404", "429"},
-    ("/api/v1/sessions/{session_id}/events", "post"): {"201", "400", "401", "403", "404", "409", "413", "429"},
-    ("/api/v1/sessions/{session_id}/end", "post"): {"200", "400", "401", "403", "404", "409", "413", "429"},
-    ("/api/v1/agents", "get"): {"200", "400", "401", "403", "429"},
-    ("/api/v1/agents/{agent_id}", "get"): {"200", "401", "403", "404", "429"},
+    ("/api/v1/sessions", "get"): {"200", "400", "401", "403", "414", "429", "503"},
+    ("/api/v1/sessions", "post"): {"200", "201", "400", "401", "403", "404", "413", "414", "429", "503"},
+    ("/api/v1/sessions/{session_id}", "get"): {"200", "401", "403", "404", "414", "429", "503"},
+    ("/api/v1/sessions/{session_id}/events", "post"): {"201", "400", "401", "403", "404", "409", "413", "414", "429", "503"},
+    ("/api/v1/sessions/{session_id}/end", "post"): {"200", "400", "401", "403", "404", "409", "413", "414", "429", "503"},
+    ("/api/v1/agents", "get"): {"200", "400", "401", "403", "414", "429", "503"},
+    ("/api/v1/agents/{agent_id}", "get"): {"200", "401", "403", "404", "414", "429", "503"},
 }
 
 
@@ -31,7 +31,9 @@ def test_every_ingestion_operation_documents_its_errors_in_the_envelope(openapi,
 
     assert set(operation["responses"]) == OPERATIONS[(path, method)]
     for status, response in operation["responses"].items():
-        if status.startswith(("4", "5")):
+        if status == "414":  # refused by the HTTP server before the application, in its own format
+            assert list(response["content"]) == ["text/html"]
+        elif status.startswith(("4", "5")):
             assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
     assert {"bearerToken": []} in operation["security"] and {"cookieSession": []} in operation["security"]
 
@@ -50,3 +52,16 @@ def test_batch_body_documents_each_client_event_kind_strictly(openapi):
 
 def test_bearer_scheme_is_declared(openapi):
     assert openapi["components"]["securitySchemes"]["bearerToken"]["scheme"] == "bearer"
+
+
+def test_request_bodies_are_closed_and_parameters_state_their_patterns(openapi):
+    schemas = openapi["components"]["schemas"]
+    for name in ("SessionStartRequest", "SessionEndRequest", "EventBatchRequest"):
+        assert schemas[name]["additionalProperties"] is False, name
+    sessions = {p["name"]: p["schema"] for p in openapi["paths"]["/api/v1/sessions"]["get"]["parameters"]}
+    assert sessions["cursor"]["pattern"].startswith("^[0-9]")
+    append = openapi["paths"]["/api/v1/sessions/{session_id}/events"]["post"]
+    key = next(p for p in append["parameters"] if p["name"] == "Idempotency-Key")
+    assert key["schema"]["pattern"] == "^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$"
+    consistency = openapi["paths"]["/api/v1/sessions/{session_id}/consistency"]["get"]["parameters"]
+    assert next(p for p in consistency if p["name"] == "first")["schema"]["minimum"] == 1
