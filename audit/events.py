@@ -196,7 +196,7 @@ def event_errors(event: object, *, allow_server_kinds: bool = False) -> list[dic
     if not isinstance(event, Mapping):
         return [{"field": "<event>", "message": "must be an object"}]
     kind = event.get("kind")
-    if kind not in KIND_FIELDS:
+    if not isinstance(kind, str) or kind not in KIND_FIELDS:  # a JSON object or array as kind is unhashable
         if "kind" not in event:
             return [{"field": "kind", "message": "required field is missing"}]
         return [{"field": "kind", "message": "unknown event kind; must be one of: " + ", ".join(EVENT_KINDS)}]

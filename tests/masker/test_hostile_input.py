@@ -230,3 +230,13 @@ def test_real_call_ids_are_accepted(writer, agent, external_ref):
     client, _ = writer
     body = {"agent_id": agent.id, "external_ref": external_ref, "platform": "vapi"}
     assert client.post("/api/v1/sessions", body, format="json").status_code == 201
+
+
+@pytest.mark.parametrize("kind", [{}, [], 1, None, True])
+def test_an_event_kind_that_is_not_a_string_is_a_400(writer, kind):
+    client, session_id = writer
+    before = _stored()
+    event = {"kind": kind, "ts": "2026-05-03T21:14:31.000Z", "turn": 0, "reason": "ner_timeout"}
+    response = client.post(f"/api/v1/sessions/{session_id}/events", {"events": [event]}, format="json")
+    error = _assert_refused(response, 400, "validation_failed", before)
+    assert error["details"]["events"][0]["field"] == "kind"
