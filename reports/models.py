@@ -64,3 +64,9 @@ class ReportRecord(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("the report register is append-only")
+
+    @staticmethod
+    def anchors_of(session: Session) -> list[tuple[int, str]]:
+        """The distinct (tree_size, merkle_root_hex) pairs that reports of ``session`` were issued on: its log's
+        prefixes must keep those roots (``audit.walk``)."""
+        return list(ReportRecord.objects.filter(session=session).values_list("tree_size", "merkle_root_hex").distinct())

@@ -3,15 +3,17 @@
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from audit.chain import append_events, start_session, verify_chain
 from audit.models import AppendOnlyError, AuditEvent
+from audit.walk import verify_session
+from audit.writing import append_events, start_session
+from tests.conftest import T0
 
 EVENT = {"ts": "2026-05-03T21:14:32.481Z", "kind": "detection.degraded", "turn": 1, "reason": "ner_timeout"}
 
 
 @pytest.fixture
 def chained_session(agent):
-    session, _ = start_session(agent, external_ref="call-append-only")
+    session, _ = start_session(agent, external_ref="call-append-only", started_at=T0)
     append_events(session, [EVENT, EVENT])
     return session
 
@@ -54,7 +56,7 @@ def test_insert_or_replace_cannot_overwrite_an_event_on_sqlite(chained_session):
             [first.id, chained_session.id, first.ts.isoformat(), "f" * 64, first.prev_hash],
         )
     assert AuditEvent.objects.get(pk=first.pk).canonical == first.canonical
-    verify_chain(chained_session)
+    verify_session(chained_session)
 
 
 def test_orm_paths_refuse_update_and_delete(chained_session):
@@ -70,7 +72,7 @@ def test_orm_paths_refuse_update_and_delete(chained_session):
         AuditEvent.objects.filter(session=chained_session).delete()
     with pytest.raises(AppendOnlyError):
         AuditEvent.objects.bulk_update([event], ["kind"])
-    assert verify_chain(chained_session).tree_size == 3
+    assert verify_session(chained_session).tree_size == 3
 
 
 def test_admin_offers_no_way_to_change_events(admin_client, chained_session):
