@@ -7,14 +7,16 @@ from django.test import Client
 
 from audit.events import SERVER_KINDS
 
+# What every operation may answer: rate limits, a too-long URI (the HTTP server), a sick database.
+ANYWHERE = {"414", "429", "503"}
 OPERATIONS = {
-    ("/api/v1/sessions", "get"): {"200", "400", "401", "403", "414", "429", "503"},
-    ("/api/v1/sessions", "post"): {"200", "201", "400", "401", "403", "404", "413", "414", "429", "503"},
-    ("/api/v1/sessions/{session_id}", "get"): {"200", "401", "403", "404", "414", "429", "503"},
-    ("/api/v1/sessions/{session_id}/events", "post"): {"201", "400", "401", "403", "404", "409", "413", "414", "429", "503"},
-    ("/api/v1/sessions/{session_id}/end", "post"): {"200", "400", "401", "403", "404", "409", "413", "414", "429", "503"},
-    ("/api/v1/agents", "get"): {"200", "400", "401", "403", "414", "429", "503"},
-    ("/api/v1/agents/{agent_id}", "get"): {"200", "401", "403", "404", "414", "429", "503"},
+    ("/api/v1/sessions", "get"): {"200", "400", "401", "403"} | ANYWHERE,
+    ("/api/v1/sessions", "post"): {"200", "201", "400", "401", "403", "404", "413"} | ANYWHERE,
+    ("/api/v1/sessions/{session_id}", "get"): {"200", "401", "403", "404"} | ANYWHERE,
+    ("/api/v1/sessions/{session_id}/events", "post"): {"201", "400", "401", "403", "404", "409", "413"} | ANYWHERE,
+    ("/api/v1/sessions/{session_id}/end", "post"): {"200", "400", "401", "403", "404", "409", "413"} | ANYWHERE,
+    ("/api/v1/agents", "get"): {"200", "400", "401", "403"} | ANYWHERE,
+    ("/api/v1/agents/{agent_id}", "get"): {"200", "401", "403", "404"} | ANYWHERE,
 }
 
 

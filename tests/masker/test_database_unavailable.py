@@ -12,8 +12,8 @@ import requests
 from django.conf import settings
 from django.db import connection
 
-from audit.chain import start_session
 from audit.models import AuditEvent
+from audit.writing import start_session
 from tests.audit.api_support import bearer_client, issue_token, mixed_batch
 from tests.live_gunicorn import HOST, free_port, gunicorn
 
