@@ -15,6 +15,7 @@ from django.db import connection
 from audit.models import AuditEvent
 from audit.writing import start_session
 from tests.audit.api_support import bearer_client, issue_token, mixed_batch
+from tests.conftest import T0
 from tests.live_gunicorn import HOST, free_port, gunicorn
 
 # Time a refused request may take beyond the bound itself (scheduling on a busy machine).
@@ -36,7 +37,7 @@ def _timed(call):
 
 @pytest.fixture
 def open_session(live_db, acme, agent):
-    session = start_session(agent, external_ref="call-locked")[0]
+    session = start_session(agent, external_ref="call-locked", started_at=T0)[0]
     return bearer_client(issue_token(acme)), session
 
 

@@ -15,7 +15,8 @@ from tests.audit.api_support import bearer_client, egress, issue_token, redacted
 def writer(acme, agent):
     """A token client of Acme, an open session of Acme's agent, and a snapshot of what is stored."""
     client = bearer_client(issue_token(acme))
-    response = client.post("/api/v1/sessions", {"agent_id": agent.id, "external_ref": "call-1"}, format="json")
+    body = {"agent_id": agent.id, "external_ref": "call-1", "started_at": "2026-05-03T21:14:30.000Z"}
+    response = client.post("/api/v1/sessions", body, format="json")
     assert response.status_code == 201
     return client, response.json()["id"]
 
@@ -73,6 +74,12 @@ def test_a_json_number_that_is_not_an_integer_is_refused_for_an_integer_field(wr
     response = client.generic("POST", f"/api/v1/sessions/{session_id}/events", body, "application/json")
     error = _assert_refused(response, 400, "validation_failed", before)
     assert {"index": 0, "field": "turn", "message": "must be of type integer"} in error["details"]["events"]
+
+
+def test_the_events_of_these_tests_are_valid_as_sent(writer):
+    client, session_id = writer
+    batch = {"events": [egress(1), redacted(2)]}
+    assert client.post(f"/api/v1/sessions/{session_id}/events", batch, format="json").status_code == 201
 
 
 def test_a_float_in_a_span_is_refused(writer):
