@@ -67,7 +67,8 @@ def postprocess_schema(result: dict, generator, request, public: bool) -> dict:
 
     - Request bodies are closed (``additionalProperties: false``): every input serializer refuses unknown fields.
     - Every operation that touches the database may answer 503 ``database_unavailable`` (with ``Retry-After``).
-    - A request line longer than the HTTP server admits is refused there (414) before the application sees it.
+    - A request line longer than gunicorn admits is refused there (414, in the same envelope) before the
+      application sees it.
     """
     schemas = result.get("components", {}).get("schemas", {})
     for name, schema in schemas.items():
@@ -80,9 +81,8 @@ def postprocess_schema(result: dict, generator, request, public: bool) -> dict:
             operation.get("responses", {}).setdefault(
                 "414",
                 {
-                    "description": "URI too long: refused by the HTTP server in front of the application "
-                    "(gunicorn's --limit-request-line, or your proxy's), in its own format",
-                    "content": {"text/html": {"schema": {"type": "string"}}},
+                    "description": "URI too long (over gunicorn's limit_request_line, masker/gunicorn_conf.py)",
+                    "content": {"application/json": {"schema": error_ref}},
                 },
             )
             if not touches_database:

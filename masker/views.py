@@ -3,7 +3,7 @@
 import sys
 
 from django.contrib.auth import authenticate, login, logout
-from django.db import InterfaceError, OperationalError, connection
+from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.http import JsonResponse
 from django.shortcuts import render
@@ -74,7 +74,9 @@ def readyz(request):
     try:
         executor = MigrationExecutor(connection)
         pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
-    except (OperationalError, InterfaceError) as exc:
+    except Exception as exc:
+        if not is_database_unavailable(exc):
+            raise
         log_database_unavailable(exc)
         return json_error(503, DatabaseUnavailable.code, DatabaseUnavailable.message)
     if pending:

@@ -38,9 +38,10 @@ def free_port() -> int:
 
 @contextmanager
 def gunicorn(
-    *, workers: int = 1, timeout: int = 30, env: dict[str, str] | None = None, log: Path | None = None
+    *, workers: int = 1, timeout: int = 60, env: dict[str, str] | None = None, log: Path | None = None
 ) -> Iterator[str]:
-    """A gunicorn serving ``masker.wsgi`` on a free port with ``tests.settings`` (fast hasher, DEBUG off); yields
+    """A gunicorn serving ``masker.wsgi`` as deployed (``masker.gunicorn_conf``) on a free port with
+    ``tests.settings`` (fast hasher, DEBUG off); yields
     its base URL once ``/healthz`` answers, stops it (and its workers) afterwards. ``log``: a file that receives
     the server's log (stderr)."""
     port = free_port()
@@ -54,9 +55,9 @@ def gunicorn(
         **(env or {}),
     }
     command = [
-        str(Path(sys.executable).parent / "gunicorn"), "masker.wsgi:application",
+        str(Path(sys.executable).parent / "gunicorn"), "-c", "python:masker.gunicorn_conf", "masker.wsgi:application",
         "--bind", f"{HOST}:{port}", "--workers", str(workers), "--timeout", str(timeout),
-        "--limit-request-line", "8190", "--log-level", "warning", "--chdir", str(ROOT),
+        "--log-level", "warning", "--chdir", str(ROOT),
     ]  # fmt: skip
     stderr = log.open("ab") if log is not None else None
     server = subprocess.Popen(command, env=environment, cwd=ROOT, start_new_session=True, stderr=stderr)
