@@ -18,24 +18,13 @@ from verifier.outcome import EXIT_UNABLE, CannotVerify, Outcome
 from verifier.pdf import run_pdf
 from verifier.proofs import run_proof
 from verifier.receipts import verify_receipts
-from verifier.report import verify_report
+from verifier.report import check_report_files
 from verifier.signatures import load_keys
 
 
 def run_report(args: argparse.Namespace, outcome: Outcome) -> int:
     report = report_object(read_json_file(args.report, "report"), args.report)
-    return check_report_with_events(report, args, outcome)
-
-
-def check_report_with_events(report: dict, args: argparse.Namespace, outcome: Outcome) -> int:
-    """Check ``report`` against ``args.events`` (and ``args.keys``); print the verdict; return the exit status."""
-    keys = load_keys(args.keys) if args.keys else None
-    events = open_binary(args.events, "events file")
-    try:
-        verify_report(outcome, report, events, keys)
-    finally:
-        close_binary(events)
-    return outcome.finish(f"report {report.get('id')} of session {report.get('session_id')}")
+    return check_report_files(outcome, report, events=args.events, keys=args.keys)
 
 
 def run_receipts(args: argparse.Namespace, outcome: Outcome) -> int:

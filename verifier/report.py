@@ -6,9 +6,9 @@ import json
 from typing import IO, Any
 
 from verifier.events import REQUIRED_FIGURES, EventsWalk, policy_sha256
-from verifier.inputs import MISSING, at, hash_of, same
+from verifier.inputs import MISSING, at, close_binary, hash_of, open_binary, same
 from verifier.outcome import Outcome
-from verifier.signatures import Keys, check_signature
+from verifier.signatures import Keys, check_signature, load_keys
 
 SCHEMA_V1 = "masker.audit.v1"
 SEAL_SIGNED_FIELDS = ("tree_size", "merkle_root_hex", "chain_head_hex", "sealed_at")
@@ -176,3 +176,15 @@ def check_seal(
     if outcome.problems == start:
         outcome.ok(f"{label}: sealed at tree_size {tree_size}; the seal's size, root and head are the report's"
                    + (" and the log's, which ends with session.ended" if walked is not None else ""))  # fmt: skip
+
+
+def check_report_files(outcome: Outcome, report: dict[str, Any], *, events: str, keys: str | None) -> int:
+    """``verify_report`` with the events and keys read from files (``events`` ``-``: standard input); prints the
+    verdict and returns the exit status."""
+    loaded = load_keys(keys) if keys else None
+    stream = open_binary(events, "events file")
+    try:
+        verify_report(outcome, report, stream, loaded)
+    finally:
+        close_binary(stream)
+    return outcome.finish(f"report {report.get('id')} of session {report.get('session_id')}")

@@ -15,7 +15,7 @@ from audit.export import ExportRange, iter_event_lines
 from audit.models import AuditEvent
 from audit.signing import jwks
 from tests.audit.api_support import bearer_client, issue_token, mixed_batch
-from tests.audit.verify_support import download, ref_leaf, ref_mth, ref_path, ref_subproof
+from tests.verifier.support import download, ref_leaf, ref_mth, ref_path, ref_subproof
 from tests.conftest import T0
 
 MISSING_SESSION = "sess_01J00000000000000000000000"

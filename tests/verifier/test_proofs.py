@@ -11,7 +11,8 @@ from django.test import Client
 
 from audit.chain import append_events, end_session, start_session
 from tests.audit.api_support import mixed_batch
-from tests.audit.verify_support import (
+from tests.conftest import T0
+from tests.verifier.support import (
     download,
     fetch_evidence,
     flip_byte,
@@ -24,7 +25,6 @@ from tests.audit.verify_support import (
     ref_verify_inclusion,
     run_verifier,
 )
-from tests.conftest import T0
 
 SIZE = 1000
 
