@@ -16,11 +16,10 @@ from django.core.management import call_command
 from pypdf import PdfReader, PdfWriter
 
 from audit import signing
-from audit.chain import append_events, end_session
+from audit.chain import append_events, end_session, format_ts
 from audit.events import EVENT_KINDS
 from audit.events import event_alert as service_event_alert
 from tests.audit.api_support import mixed_batch
-from tests.conftest import T0
 from tests.verifier.support import (
     Evidence,
     edit_report,
@@ -255,8 +254,8 @@ def test_pdf_whose_pages_show_another_report_than_its_attachment_fails(seeded, a
     path.write_bytes(mixed.getvalue())
     code, out = run_verifier("pdf", path, "--events", attached.events, "--keys", attached.keys)
     assert code == 1
-    assert "pdf: the printed pages do not show the attached report's id" in out
-    assert "pdf: the printed pages do not show the attached report's merkle_root_hex" in out
+    assert "do not show the attached report's report id" in out
+    assert "do not show the attached report's merkle_root_hex" in out
 
 
 # --- the CLI as an auditor runs it --------------------------------------------------------------------------------
@@ -279,8 +278,10 @@ def test_events_converted_to_crlf_fail_once_naming_the_line_endings(evidence, tm
 def test_a_mid_call_report_verifies_against_a_later_longer_export(seeded, acme_client, tmp_path):
     live = seeded.sessions[5]  # call-live-0006: still open
     before = fetch_evidence(acme_client, live.id, tmp_path / "before")
-    append_events(live, mixed_batch(1, 4))
-    end_session(live, status="ok", now=T0 + timedelta(days=400))
+    later = [{**event, "ts": format_ts(live.started_at + timedelta(minutes=5, seconds=i))}
+             for i, event in enumerate(mixed_batch(1, 4))]  # fmt: skip
+    append_events(live, later)
+    end_session(live, status="ok", now=live.started_at + timedelta(minutes=10))
     after = fetch_evidence(acme_client, live.id, tmp_path / "after")
     code, out = run_verifier("report", before.report, "--events", after.events, "--keys", after.keys)
     assert code == 0, out
