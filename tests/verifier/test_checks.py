@@ -30,6 +30,7 @@ from tests.verifier.support import (
     write_lines,
 )
 from verifier.merkle import leaf_hash, merkle_root
+from verifier.pdfread import PdfDocument
 
 
 @pytest.fixture
@@ -359,3 +360,16 @@ def test_a_pdf_whose_printed_figures_differ_from_its_signed_json_fails(seeded, t
     stated, shown = signed.summary.total_redactions, signed.summary.total_redactions + 1
     assert f"pdf: the pages print summary.total_redactions as {shown}, the attached report says {stated}" in out
     assert "OK      events: " in out  # the attached report itself still checks out against the log
+
+
+def test_the_pdf_and_the_console_say_where_the_offline_verifier_is(seeded, acme_client, tmp_path):
+    session = seeded.sessions[0]
+    evidence = fetch_evidence(acme_client, session.id, tmp_path / "e", pdf=True)
+    document = PdfDocument(evidence.pdf.read_bytes())
+    text = "".join("".join(document.page_text(page).split()) for page in document.pages())
+    assert "Downloadtheofflineverifier" in text and "GET/api/v1/verifier/masker-verify.pyz" in text
+    assert f"python3masker-verify.pyzreportmasker-report-{session.id}.json--events" in text
+    page = acme_client.get(f"/sessions/{session.id}/")
+    assert page.status_code == 200
+    assert b'href="/api/v1/verifier/masker-verify.pyz"' in page.content
+    assert b"Download the offline verifier" in page.content
