@@ -4,9 +4,9 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
-from audit.chain import verify_chain
 from audit.errors import AuditChainBroken
 from audit.models import Agent, AuditEvent, IdempotencyRecord, Policy, Session
+from audit.walk import verify_session
 from masker.admin import ReadOnlyModelAdmin
 
 
@@ -60,7 +60,7 @@ class SessionAdmin(admin.ModelAdmin):
     @admin.display(description="Chain verifies")
     def chain_verification(self, obj):
         try:
-            summary = verify_chain(obj)
+            summary = verify_session(obj)
         except AuditChainBroken as exc:
             return format_html('<strong style="color:#b00020">NO</strong> — {}', exc.message)
         return format_html("yes — {} events, root {}", summary.tree_size, summary.merkle_root_hex)
@@ -79,7 +79,7 @@ class SessionAdmin(admin.ModelAdmin):
     def verify_chains(self, request, queryset):
         for session in queryset:
             try:
-                summary = verify_chain(session)
+                summary = verify_session(session)
             except AuditChainBroken as exc:
                 self.message_user(request, f"{session.id}: {exc.message}", messages.ERROR)
             else:

@@ -10,10 +10,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from drf_spectacular.generators import SchemaGenerator
 
-from audit.chain import append_events, end_session, start_session
 from audit.export import ExportRange, iter_event_lines
 from audit.models import AuditEvent
 from audit.signing import jwks
+from audit.writing import append_events, end_session, start_session
 from tests.audit.api_support import bearer_client, issue_token, mixed_batch
 from tests.conftest import T0
 from tests.verifier.support import download, ref_leaf, ref_mth, ref_path, ref_subproof

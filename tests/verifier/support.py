@@ -7,17 +7,15 @@ import json
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from django.test import Client
 from django.utils import timezone
 
 from audit.models import Session
 from audit.verifier_download import build_verifier_pyz
-from reports.domain import Seal, build_session_report, sign_report
-from reports.rendering import render_report_json, render_report_pdf
+from reports.domain import build_session_report, sign_report
 from tests.verifier import test_merkle as _rfc9162  # the reference implementation; shares nothing with verifier/
 from verifier import cli
 
@@ -55,63 +53,17 @@ class Evidence:
     pdf: Path | None = None
 
 
-@dataclass(frozen=True)
-class SignedSeal(Seal):
-    """The seal as a report carries it for the offline verifier: the whole signed seal, signature included."""
-
-    chain_head_hex: str = ""
-    signature: dict[str, str] | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "status": "sealed",
-            "sealed_at": self.sealed_at,
-            "tree_size": self.tree_size,
-            "merkle_root_hex": self.merkle_root_hex,
-            "chain_head_hex": self.chain_head_hex,
-            "signature": self.signature,
-            "signature_kid": self.signature_kid,
-            "matches_log": self.matches_log,
-        }
-
-
-def report_with_signed_seal(session: Session, **report_changes: Any):
-    """The session's signed report (the real domain), its seal carrying the whole signed seal of the session row
-    (``session.seal``), as the service's reports do; ``report_changes`` are applied before signing."""
-    report = build_session_report(session, generated_at=timezone.now())
-    seal = report.audit_integrity.seal
-    if seal is not None:
-        stored = session.seal
-        full = SignedSeal(
-            sealed_at=stored["sealed_at"],
-            tree_size=stored["tree_size"],
-            merkle_root_hex=stored["merkle_root_hex"],
-            signature_kid=stored["signature"]["kid"],
-            matches_log=True,
-            chain_head_hex=stored["chain_head_hex"],
-            signature=stored["signature"],
-        )
-        report = replace(report, audit_integrity=replace(report.audit_integrity, seal=full))
-    return sign_report(replace(report, **report_changes))
-
-
-def _carries_signed_seal(body: bytes) -> bool:
-    seal = json.loads(body)["report"]["audit_integrity"]["seal"]
-    return seal["status"] != "sealed" or "signature" in seal
+def issued_report(session: Session):
+    """The session's signed report as the service issues it (the real domain), without going through HTTP."""
+    return sign_report(build_session_report(session, generated_at=timezone.now()))
 
 
 def fetch_evidence(client: Client, session_id: str, directory: Path, *, pdf: bool = False) -> Evidence:
-    """Download a session's report (JSON, and PDF if asked), events and keys into ``directory``. A sealed report
-    whose seal lacks its signature is issued again with the whole signed seal (``report_with_signed_seal``)."""
+    """Download a session's report (JSON, and PDF if asked), events and keys into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     base = f"/api/v1/sessions/{session_id}"
-    body = download(client, f"{base}/report")
-    issued = None
-    if not _carries_signed_seal(body):
-        issued = report_with_signed_seal(Session.objects.get(id=session_id))
-        body = render_report_json(issued)
     report = directory / f"masker-report-{session_id}.json"
-    report.write_bytes(body)
+    report.write_bytes(download(client, f"{base}/report"))
     events = directory / f"masker-events-{session_id}.ndjson"
     events.write_bytes(download(client, f"{base}/events"))
     keys = directory / "keys.json"
@@ -119,7 +71,7 @@ def fetch_evidence(client: Client, session_id: str, directory: Path, *, pdf: boo
     pdf_path = None
     if pdf:
         pdf_path = directory / f"masker-report-{session_id}.pdf"
-        pdf_path.write_bytes(render_report_pdf(issued) if issued else download(client, f"{base}/report?format=pdf"))
+        pdf_path.write_bytes(download(client, f"{base}/report?format=pdf"))
     return Evidence(report=report, events=events, keys=keys, pdf=pdf_path)
 
 

@@ -13,9 +13,10 @@ import weasyprint
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import connection
 
-from audit.chain import append_events, format_ts
 from audit.models import AuditEvent, Session
 from audit.signing import key_id, sign_object
+from audit.timestamps import format_ts
+from audit.writing import append_events
 from reports.rendering import LocalAssetFetcher, assets_dir, render_report_html, render_report_json
 from tests.audit.api_support import mixed_batch
 from tests.conftest import append_only_guard_lifted
@@ -24,8 +25,8 @@ from tests.verifier.support import (
     download,
     edit_report,
     fetch_evidence,
+    issued_report,
     read_lines,
-    report_with_signed_seal,
     run_verifier,
     write_lines,
 )
@@ -347,7 +348,7 @@ def test_the_pdf_check_prints_one_line_per_comparison(seeded, acme_client, tmp_p
 
 
 def test_a_pdf_whose_printed_figures_differ_from_its_signed_json_fails(seeded, tmp_path):
-    signed = report_with_signed_seal(seeded.sessions[0])
+    signed = issued_report(seeded.sessions[0])
     printed = replace(signed, summary=replace(signed.summary, total_redactions=signed.summary.total_redactions + 1))
     directory = tmp_path / "e"
     directory.mkdir()

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from audit.chain import verify_chain
 from audit.errors import AuditChainBroken
 from audit.models import Session
+from audit.walk import verify_session
 from masker.ids import is_valid_id
 
 
@@ -17,7 +17,7 @@ class Command(BaseCommand):
         if session is None:
             raise CommandError(f"session {session_id} not found")
         try:
-            summary = verify_chain(session)
+            summary = verify_session(session)
         except AuditChainBroken as exc:
             raise CommandError(f"{session.id}: chain BROKEN at seq {exc.seq}: {exc.reason}") from None
         sealed = "sealed" if session.is_sealed else "open"
