@@ -16,7 +16,7 @@ from django.db import connection
 from audit.models import AuditEvent, Session
 from audit.signing import key_id, sign_object
 from audit.timestamps import format_ts
-from audit.writing import append_events
+from audit.writing import append_events, end_session, start_receipt
 from reports.rendering import LocalAssetFetcher, assets_dir, render_report_html, render_report_json
 from tests.audit.api_support import mixed_batch
 from tests.conftest import append_only_guard_lifted
@@ -292,6 +292,25 @@ def test_a_receipt_detects_a_rewrite_of_the_events_it_covers(seeded, acme_client
             f'FAIL    receipt line {line} (tree_size {size}, issued_at "2026-11-20T14:00:41.500Z"): the first {size} '
             "events have another root or head than the receipt signs: the log was rewritten" in out
         ), out
+
+
+def test_the_receipts_the_service_answers_writes_with_verify_against_the_export(seeded, acme_client, tmp_path):
+    session = seeded.sessions[5]  # an open call
+    batch = [{**e, "ts": format_ts(session.started_at + timedelta(minutes=1, seconds=i))}
+             for i, e in enumerate(mixed_batch(1, 5))]  # fmt: skip
+    receipts = [start_receipt(session)]
+    receipts.append(append_events(session, batch[:2])[1])
+    receipts.append(append_events(session, batch[2:])[1])
+    receipts.append(end_session(session, status="ok", now=session.started_at + timedelta(minutes=3)))
+    events = tmp_path / "events.ndjson"
+    events.write_bytes(download(acme_client, f"/api/v1/sessions/{session.id}/events"))
+    keys = tmp_path / "keys.json"
+    keys.write_bytes(download(acme_client, "/api/v1/keys"))
+    code, out = run_verifier("receipts", _write_receipts(tmp_path / "r.ndjson", receipts), events, "--keys", keys)
+    assert code == 0, out
+    sizes = [receipt["tree_size"] for receipt in receipts]
+    assert sizes == sorted(sizes) and sizes[-1] == len(read_lines(events))
+    assert out.count("the events extend it (same root and head)") == 4
 
 
 def test_a_receipt_beyond_the_log_or_by_an_unknown_key_fails(seeded, evidence, tmp_path):
