@@ -166,7 +166,7 @@ class VerifierDownloadView(APIView):
         operation_id="verifier_download",
         auth=[],
         responses={
-            200: OpenApiResponse(
+            (200, "application/zip"): OpenApiResponse(
                 response=OpenApiTypes.BINARY,
                 description="masker-verify.pyz: a Python zip application (standard library only, Python 3.11 or "
                 "newer). Run it with `python3 masker-verify.pyz report REPORT.json --events EVENTS.ndjson --keys "
