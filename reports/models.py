@@ -69,7 +69,10 @@ class ReportRecord(models.Model):
         raise AppendOnlyError("the report register is append-only")
 
     @staticmethod
-    def anchors_of(session: Session) -> list[tuple[int, str]]:
-        """The distinct (tree_size, merkle_root_hex) pairs that reports of ``session`` were issued on: its log's
-        prefixes must keep those roots (``audit.walk``)."""
-        return list(ReportRecord.objects.filter(session=session).values_list("tree_size", "merkle_root_hex").distinct())
+    def anchors_of(session_ids: list[str]) -> list[tuple[str, int, str]]:
+        """The distinct (session_id, tree_size, merkle_root_hex) of the reports issued on these sessions: their
+        logs' prefixes must keep those roots (``audit.walk``)."""
+        rows = ReportRecord.objects.filter(session_id__in=session_ids).values_list(
+            "session_id", "tree_size", "merkle_root_hex"
+        )
+        return list(rows.distinct())

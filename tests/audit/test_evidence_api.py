@@ -273,6 +273,7 @@ def test_proofs_are_tenant_scoped_and_need_sessions_read(acme, bob_client, sessi
     assert reader.get(f"/api/v1/sessions/{session.id}/{path}").status_code == 200
 
 
+@pytest.mark.tampers
 def test_proof_over_a_log_missing_rows_is_refused(alice_client, session):
     from tests.conftest import append_only_guard_lifted
 

@@ -112,6 +112,7 @@ def test_format_is_checked_before_the_lookup(seeded, acme_client):
     assert response.json()["error"]["code"] == "invalid_format"
 
 
+@pytest.mark.tampers
 def test_tampered_chain_is_409_naming_the_first_bad_seq(seeded, acme_client, caplog):
     session = seeded.sessions[0]
     with append_only_guard_lifted(), connection.cursor() as cursor:
