@@ -2,7 +2,7 @@
 
 The export (``GET /api/v1/sessions/{id}/events``) holds one event per line, exactly the canonical bytes that were
 hashed, each ending in ``\\n``. Every line is hashed as it is (without its ``\\n``): leaf hash = SHA-256(0x00 ||
-line). The walk applies the audit-log contract (docs/audit-log.md), the same checks as the server's walk:
+line). The walk applies the audit log's contract, the same checks as every walk of the server:
 
 - seq 0 is ``session.started`` of this session (and, given a report, names the report's agent and the SHA-256 of
   the report's policy snapshot), its ``prev_hash`` 64 zeros;

@@ -25,6 +25,7 @@ from django.test import Client
 from audit import events as service_events
 from audit.demo import seed_demo
 from audit.policy import policy_sha256 as service_policy_sha256
+from audit.timestamps import MAX_SKEW
 from audit.verifier_download import build_verifier_pyz
 from masker.models import Membership
 from tests.verifier.support import fetch_evidence, run_pyz
@@ -131,6 +132,10 @@ def test_ed25519_agrees_with_the_cryptography_package():
             assert ed25519.verify(public, message, candidate) is expected
     assert not ed25519.verify(b"\xff" * 32, b"m", bytes(64))
     assert not ed25519.verify(b"short", b"m", bytes(64))
+
+
+def test_the_start_skew_agrees_with_the_service():
+    assert verifier_events.START_SKEW == MAX_SKEW
 
 
 def test_policy_sha256_agrees_with_the_service():
