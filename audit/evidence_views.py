@@ -33,6 +33,9 @@ class SeqField(serializers.IntegerField):
 
     default_error_messages = {"invalid": "must be a non-negative integer"}
 
+    def __init__(self, *, minimum: int = 0, **kwargs):
+        super().__init__(min_value=minimum, max_value=10**18 - 1, **kwargs)  # what _DIGITS admits
+
     def get_value(self, dictionary):
         # DRF reads an empty query value (``?from_seq=``) as "not given"; here it is an invalid value.
         return dictionary.get(self.field_name, serializers.empty)
@@ -106,7 +109,9 @@ class JwksSerializer(serializers.Serializer):
 
 
 class InclusionQuerySerializer(serializers.Serializer):
-    tree_size = SeqField(required=False, help_text="Size of the tree to prove against. Default: current size.")
+    tree_size = SeqField(
+        minimum=1, required=False, help_text="Size of the tree to prove against. Default: current size."
+    )
 
 
 class InclusionProofSerializer(serializers.Serializer):
@@ -121,8 +126,8 @@ class InclusionProofSerializer(serializers.Serializer):
 
 
 class ConsistencyQuerySerializer(serializers.Serializer):
-    first = SeqField(help_text="The smaller tree size (e.g. a mid-call report's tree_size), at least 1.")
-    second = SeqField(required=False, help_text="The larger tree size. Default: current size.")
+    first = SeqField(minimum=1, help_text="The smaller tree size (e.g. a mid-call report's tree_size), at least 1.")
+    second = SeqField(minimum=1, required=False, help_text="The larger tree size. Default: current size.")
 
 
 class ConsistencyProofSerializer(serializers.Serializer):
