@@ -7,6 +7,7 @@ the query and call the domain (``audit.proofs``, ``audit.export``, ``audit.signi
 
 import re
 
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -18,6 +19,7 @@ from audit.export import ExportRange
 from audit.models import Session
 from audit.proofs import build_consistency_proof, build_inclusion_proof
 from audit.signing import jwks
+from audit.verifier_download import FILENAME, verifier_archive
 from masker.auth import HasScope, request_account
 from masker.errors import ValidationFailed
 from masker.schema import error_responses
@@ -159,6 +161,37 @@ class KeysView(APIView):
         return Response(jwks(), headers={"Cache-Control": "public, max-age=60"})
 
 
+class VerifierDownloadView(APIView):
+    """``GET /verifier/masker-verify.pyz``: the offline verifier as one file. Public, like the keys."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="verifier_download",
+        auth=[],
+        responses={
+            (200, "application/zip"): OpenApiResponse(
+                response=OpenApiTypes.BINARY,
+                description="masker-verify.pyz: a Python zip application (standard library only, Python 3.11 or "
+                "newer). Run it with `python3 masker-verify.pyz report REPORT.json --events EVENTS.ndjson --keys "
+                "keys.json`; `--help` lists every check. The X-Content-SHA256 header carries the file's SHA-256.",
+            )
+        },
+        tags=["verification"],
+        description="The offline verifier: checks reports (JSON and PDF), event exports, seals, proofs and signed "
+        "receipts without trusting this server. The same bytes for every download of one release. Public: no "
+        "authentication.",
+    )
+    def get(self, request):
+        archive = verifier_archive()
+        response = HttpResponse(archive.content, content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="{FILENAME}"'
+        response["X-Content-SHA256"] = archive.sha256
+        response["Cache-Control"] = "public, max-age=300"
+        return response
+
+
 class SessionProofView(APIView):
     permission_classes = [HasScope]
     required_scope = "sessions:read"
@@ -173,7 +206,7 @@ class SessionProofView(APIView):
         responses={200: InclusionProofSerializer} | error_responses(400, 401, 403, 404, 409, 429),
         tags=["verification"],
         description="RFC 9162 inclusion proof of one event in the tree of the first tree_size events "
-        "(seq < tree_size <= current size). Check it with `python -m audit.verify proof`.",
+        "(seq < tree_size <= current size). Check it with `python3 masker-verify.pyz proof`.",
     )
     def get(self, request, session_id: str, seq: str):
         session = Session.objects.get_visible(request_account(request), session_id)
