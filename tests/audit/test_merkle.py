@@ -1,7 +1,7 @@
 """RFC 6962 / RFC 9162 Merkle tree: primitives (audit/verify.py) and proof generation (audit/merkle.py).
 
 Pure tests: no database, no Django. Three sources of truth are played against each other:
-- the published vectors in shared/vectors/rfc6962.json (agree with google/trillian, transparency-dev/merkle),
+- the published vectors in tests/vectors/rfc6962.json (agree with google/trillian, transparency-dev/merkle),
 - a reference MTH / PATH / PROOF and reference verifiers written below straight from the RFC 9162 text,
 - the production code.
 """
@@ -35,15 +35,14 @@ from audit.verify import (
 
 
 def _vectors_path() -> Path:
-    # shared/ sits beside the repository clone, locally (/work/main, /work/shared) and in CI.
-    return Path(__file__).resolve().parents[3] / "shared" / "vectors" / "rfc6962.json"
+    return Path(__file__).resolve().parents[1] / "vectors" / "rfc6962.json"
 
 
 @cache
 def _vectors() -> dict[str, Any]:
     path = _vectors_path()
     if not path.is_file():
-        pytest.fail(f"Merkle test vectors not found at {path} (expected shared/ beside the repo clone)")
+        pytest.fail(f"Merkle test vectors not found at {path}")
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -676,7 +675,7 @@ def test_consistency_proof_does_not_verify_a_rewritten_prefix() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The audit chain example (SPEC §6): hashes and root only; JCS canonicalisation is tested elsewhere.
+# The audit chain example (docs/audit-log.md): hashes and root only; JCS canonicalisation is tested elsewhere.
 # ---------------------------------------------------------------------------------------------------------
 
 
