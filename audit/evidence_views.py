@@ -20,6 +20,7 @@ from audit.proofs import build_consistency_proof, build_inclusion_proof
 from audit.signing import jwks
 from masker.auth import HasScope, request_account
 from masker.errors import ValidationFailed
+from masker.query import QuerySerializer
 from masker.schema import error_responses
 
 SESSION_ID = OpenApiParameter("session_id", str, OpenApiParameter.PATH, description="sess_…")
@@ -57,7 +58,7 @@ def _seq_of(value: str) -> int:
 # --- serializers (query parameters and the documented response shapes) ---------------------------------------------
 
 
-class ExportQuerySerializer(serializers.Serializer):
+class ExportQuerySerializer(QuerySerializer):
     from_seq = SeqField(required=False, help_text="First seq to export (inclusive). Default: 0.")
     to_seq = SeqField(required=False, help_text="Last seq to export (inclusive). Default: the last event.")
 
@@ -103,7 +104,7 @@ class JwksSerializer(serializers.Serializer):
     keys = JwkSerializer(many=True)
 
 
-class InclusionQuerySerializer(serializers.Serializer):
+class InclusionQuerySerializer(QuerySerializer):
     tree_size = SeqField(required=False, help_text="Size of the tree to prove against. Default: current size.")
 
 
@@ -118,7 +119,7 @@ class InclusionProofSerializer(serializers.Serializer):
     root_hex = serializers.CharField(help_text="RFC 9162 Merkle tree hash of the first tree_size events.")
 
 
-class ConsistencyQuerySerializer(serializers.Serializer):
+class ConsistencyQuerySerializer(QuerySerializer):
     first = SeqField(help_text="The smaller tree size (e.g. a mid-call report's tree_size), at least 1.")
     second = SeqField(required=False, help_text="The larger tree size. Default: current size.")
 

@@ -20,6 +20,7 @@ from audit.events import END_STATUSES, EVENT_KINDS, SERVER_KINDS, input_event_sc
 from audit.models import Agent, Session
 from masker.errors import ValidationFailed
 from masker.ids import is_valid_id
+from masker.query import QuerySerializer
 
 MAX_BATCH_EVENTS = 1000
 EXTERNAL_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
@@ -133,12 +134,22 @@ class SessionEndSerializer(StrictSerializer):
     status = _choice(END_STATUSES, help_text="How the call ended.")
 
 
-class SessionListQuerySerializer(serializers.Serializer):
-    limit = serializers.IntegerField(min_value=1, max_value=200, default=50, required=False)
+class SessionListQuerySerializer(QuerySerializer):
+    limit = serializers.IntegerField(
+        min_value=1, max_value=200, default=50, required=False, help_text="Page size, 1-200 (default 50)."
+    )
     cursor = serializers.CharField(max_length=200, required=False, help_text="next_cursor of the previous page.")
-    agent_id = serializers.CharField(max_length=40, required=False)
-    status = _choice(Session.Status.choices, required=False)
+    agent_id = serializers.CharField(max_length=40, required=False, help_text="Only this agent's sessions (agt_…).")
+    status = _choice(Session.Status.choices, required=False, help_text="Only sessions in this state.")
     since = Rfc3339Field(required=False, help_text="Only sessions started at or after this time.")
+    external_ref = StrictRegexField(
+        EXTERNAL_REF_PATTERN,
+        max_length=128,
+        required=False,
+        help_text="Only the session(s) of this call: the voice platform's call id given when the session started "
+        "(exact match; one per agent).",
+        error_messages={"invalid": "must be 1-128 characters of letters, digits and . _ : -"},
+    )
 
     def validate_agent_id(self, value: str) -> str:
         if not is_valid_id("agt", value):
@@ -146,8 +157,10 @@ class SessionListQuerySerializer(serializers.Serializer):
         return value
 
 
-class AgentListQuerySerializer(serializers.Serializer):
-    limit = serializers.IntegerField(min_value=1, max_value=200, default=50, required=False)
+class AgentListQuerySerializer(QuerySerializer):
+    limit = serializers.IntegerField(
+        min_value=1, max_value=200, default=50, required=False, help_text="Page size, 1-200 (default 50)."
+    )
     cursor = serializers.CharField(max_length=200, required=False, help_text="next_cursor of the previous page.")
 
 

@@ -104,6 +104,8 @@ class SessionListView(ApiView):
             sessions = sessions.filter(status=params["status"])
         if "since" in params:
             sessions = sessions.filter(started_at__gte=params["since"])
+        if "external_ref" in params:
+            sessions = sessions.filter(external_ref=params["external_ref"])
         if "cursor" in params:
             started_text, last_id = decode_cursor(params["cursor"], length=2)
             started = parse_rfc3339(started_text)

@@ -45,6 +45,14 @@ class Forbidden(ApiError):
     status, code, message = 403, "forbidden", "You do not have permission to perform this action."
 
 
+class CsrfFailed(ApiError):
+    status, code = 403, "csrf_failed"
+    message = (
+        "CSRF check failed: a write signed in with the masker_session cookie must send the X-CSRFToken header "
+        "set to the value of the csrftoken cookie (and, over HTTPS, an Origin or Referer of this site)."
+    )
+
+
 class NotFound(ApiError):
     status, code, message = 404, "not_found", "Not found."
 
@@ -99,7 +107,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
         if mapped is not None:
             status, code, message = mapped.status, mapped.code, mapped.message
         else:
-            code, message = exc.default_code, str(exc.default_detail)
+            code = exc.default_code
+            message = str(exc.detail) if isinstance(exc.detail, str) else str(exc.default_detail)
         details = None
         if isinstance(exc, drf_exceptions.ValidationError | drf_exceptions.ParseError):
             details = {"fields": exc.detail} if isinstance(exc.detail, dict | list) else None

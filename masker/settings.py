@@ -167,6 +167,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "masker.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # ?format= is the report's own parameter, not a renderer switch; elsewhere it is an unknown parameter (400).
+    "URL_FORMAT_OVERRIDE": None,
     "UNAUTHENTICATED_USER": None,
     # Per API token, counted in the database so the limit holds across gunicorn workers (masker/throttling.py).
     "DEFAULT_THROTTLE_CLASSES": ["masker.throttling.TokenRateThrottle"],

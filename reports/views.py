@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 from audit.models import Session
 from masker.auth import HasScope, actor_of, request_account
 from masker.errors import InvalidFormat
+from masker.query import check_query_params
 from masker.schema import error_responses
 from reports.domain import build_session_report, record_report, sign_report
 from reports.rendering import render_report_json, render_report_pdf, report_filename
@@ -100,6 +101,8 @@ class SessionReportView(APIView):
     permission_classes = [HasScope]
     required_scope = "reports:read"
     content_negotiation_class = IgnoreFormatNegotiation
+    # No HEAD: Django would answer it by running GET, which issues, signs and records a report. HEAD is 405.
+    http_method_names = ["get", "options"]
 
     @extend_schema(
         operation_id="session_report",
@@ -131,6 +134,7 @@ class SessionReportView(APIView):
         tags=["reports"],
     )
     def get(self, request, session_id: str) -> HttpResponse:
+        check_query_params(request.query_params, {"format"})
         report_format = request.query_params.get("format", "json")
         if report_format not in FORMATS:
             raise InvalidFormat("format must be 'json' or 'pdf'.", details={"allowed": list(FORMATS)})
