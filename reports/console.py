@@ -204,9 +204,7 @@ class SessionFilters:
 
     @property
     def active(self) -> bool:
-        return bool(
-            self.agent or self.status or self.external_ref or self.date_from or self.date_to or self.has_alerts
-        )
+        return bool(self.agent or self.status or self.external_ref or self.date_from or self.date_to or self.has_alerts)
 
     def query(self, **extra) -> str:
         """The filters as a query string (for pagination links), plus ``extra``."""
