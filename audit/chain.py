@@ -1,5 +1,5 @@
 """Writes to the audit log and its verification. Every write is one function and one transaction that locks
-the session row it orders (SPEC §6, §9): on PostgreSQL ``SELECT … FOR UPDATE``; on SQLite the IMMEDIATE
+the session row it orders (docs/audit-log.md): on PostgreSQL ``SELECT … FOR UPDATE``; on SQLite the IMMEDIATE
 transaction mode serialises writers.
 """
 
@@ -35,7 +35,7 @@ APPEND_RETRIES = 5
 
 
 def format_ts(moment: datetime) -> str:
-    """RFC 3339 UTC with milliseconds and ``Z`` (SPEC §2)."""
+    """RFC 3339 UTC with milliseconds and ``Z`` (docs/audit-log.md)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 

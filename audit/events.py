@@ -1,4 +1,4 @@
-"""Audit event kinds of Masker Audit Schema v1 (SPEC §6) and their strict validation.
+"""Audit event kinds of Masker Audit Schema v1 (docs/audit-log.md) and their strict validation.
 
 Every kind has a closed set of fields, expressed as JSON Schema (draft 7). A batch is checked with
 ``fastjsonschema`` (compiled, fast enough for the ingestion hot path); only a rejected batch is re-checked with
@@ -20,7 +20,7 @@ from masker.errors import ValidationFailed
 SCHEMA_VERSION = 1
 ZERO_HASH = "0" * 64
 
-# SPEC §5: canonical entity kinds.
+# Canonical entity kinds (docs/audit-log.md; each maps to a Safe Harbor category in reports/safe_harbor.py).
 ENTITY_KINDS = (
     "NAME", "ADDRESS", "ZIP", "DOB", "DATE", "AGE", "PHONE", "FAX", "EMAIL", "SSN", "MRN", "HEALTH_PLAN_ID",
     "ACCOUNT", "CREDIT_CARD", "LICENSE", "VIN", "LICENSE_PLATE", "DEVICE_ID", "URL", "IP_ADDRESS", "OTHER_ID",

@@ -99,7 +99,7 @@ class StrictSerializer(serializers.Serializer):
 
 
 def raise_invalid(serializer: serializers.Serializer) -> None:
-    """Raise the SPEC §8 ``validation_failed`` naming every bad field of an invalid serializer."""
+    """Raise the 400 ``validation_failed`` naming every bad field of an invalid serializer."""
     raise ValidationFailed(details={"fields": serializer.errors})
 
 
@@ -242,7 +242,7 @@ def _client_kind_schema(kind: str) -> dict:
 EVENT_INPUT_SCHEMA = {
     "oneOf": [_client_kind_schema(kind) for kind in CLIENT_EVENT_KINDS],
     "description": "One event as the client submits it: kind, ts (RFC 3339 UTC with milliseconds) and the kind's "
-    "fields (SPEC §6). No other field is accepted; v, id, session_id, seq and prev_hash are assigned by the server; "
+    "fields (docs/audit-log.md lists them). No other field is accepted; v, id, session_id, seq and prev_hash are assigned by the server; "
     "session.started and session.ended are written by the service itself.",
 }
 

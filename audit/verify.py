@@ -1,4 +1,4 @@
-"""Standalone offline verifier for the session audit log and its compliance reports (SPEC §6-§7).
+"""Standalone offline verifier for the session audit log and its compliance reports (docs/audit-log.md, docs/report.md).
 
 An auditor runs this one file on its own (``python verify.py …`` or ``python -m audit.verify …``), so it imports
 only the Python standard library: never Django, never another module of this project. Anything it trusts has

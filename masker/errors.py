@@ -1,4 +1,5 @@
-"""The one place that turns errors into the SPEC §8 envelope.
+"""The one place that turns errors into the error envelope
+``{"error": {"code", "message", "request_id", "details"?}}`` (README, "API by example").
 
 Domain code raises ``ApiError`` subclasses carrying a stable ``code`` and HTTP ``status``; DRF's own exceptions
 are mapped to the same codes; anything else becomes a logged 500 ``internal_error`` without a traceback in the body.

@@ -1,4 +1,4 @@
-"""OpenAPI helpers: the SPEC §8 error envelope, declared once and reused by every view's ``@extend_schema``."""
+"""OpenAPI helpers: the error envelope (masker.errors), declared once and reused by every view's ``@extend_schema``."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
@@ -47,7 +47,7 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
             "type": "http",
             "scheme": "bearer",
             "bearerFormat": "mk_<secret>",
-            "description": "API token with scopes events:write, sessions:read, reports:read (SPEC §3).",
+            "description": "API token with scopes events:write, sessions:read, reports:read. Create one in /admin/ or with manage.py create_api_token.",
         }
 
 

@@ -1,7 +1,8 @@
 """Masker compliance service settings: one file, read from the environment.
 
 Helpers fail loudly on bad values. Secrets have no production default: a development value is used only
-when DEBUG is on. `DATABASE_URL` picks the database (default: an SQLite file under var/).
+when DEBUG is on. `DATABASE_URL` picks the database (default: an SQLite file under var/). Variables missing
+from the environment are read from `.env` when there is one (see ENV_FILE).
 """
 
 import os
@@ -9,8 +10,14 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# A local .env (written once by `make run` for development) fills in what the environment does not set; the
+# environment always wins. MASKER_ENV_FILE names another file, or none when empty (the tests use that).
+ENV_FILE = os.environ.get("MASKER_ENV_FILE", str(BASE_DIR / ".env"))
+if ENV_FILE:
+    load_dotenv(ENV_FILE, override=False)
 VAR_DIR = Path(os.environ.get("MASKER_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
@@ -109,7 +116,7 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # select_for_update() is a no-op on SQLite: IMMEDIATE transactions serialise writers instead (SPEC §9).
+    # select_for_update() is a no-op on SQLite: IMMEDIATE transactions serialise writers instead.
     DATABASES["default"].setdefault("OPTIONS", {})["transaction_mode"] = "IMMEDIATE"
     DATABASES["default"]["OPTIONS"]["timeout"] = 20
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -133,7 +140,7 @@ WHITENOISE_USE_FINDERS = True
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/sessions/"
 
-# Sessions: the masker_session cookie (SPEC §3): HttpOnly, SameSite=Lax, Secure outside DEBUG, 30 days, sliding.
+# Sessions: the masker_session cookie: HttpOnly, SameSite=Lax, Secure outside DEBUG, 30 days, sliding.
 SESSION_COOKIE_NAME = "masker_session"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
@@ -152,7 +159,7 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("MASKE
 # Request body limits (issue 5): bigger bodies are answered 413 before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MASKER_MAX_BODY_BYTES", 2 * 1024 * 1024)
 
-# Ed25519 signing key for reports and seals (SPEC §6): MASKER_SIGNING_KEY (PEM or base64url raw seed) or a key file.
+# Ed25519 signing key for reports and seals (docs/audit-log.md): MASKER_SIGNING_KEY (PEM or base64url raw seed) or a key file.
 MASKER_SIGNING_KEY = os.environ.get("MASKER_SIGNING_KEY", "")
 MASKER_SIGNING_KEY_FILE = os.environ.get("MASKER_SIGNING_KEY_FILE", "")
 MASKER_KEYS_DIR = Path(os.environ.get("MASKER_KEYS_DIR", VAR_DIR / "keys"))

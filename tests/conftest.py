@@ -125,7 +125,7 @@ def wipe_audit_events() -> None:
 
 @pytest.fixture
 def live_db(transactional_db):
-    """``transactional_db`` whose teardown first empties the append-only event table (SPEC §9)."""
+    """``transactional_db`` whose teardown first empties the append-only event table (a flush's TRUNCATE is refused)."""
     yield
     wipe_audit_events()
 

@@ -31,7 +31,7 @@ def report_url(session_id: str) -> str:
 
 
 def error_of(response, code: str, message: str, details: dict | None = None) -> None:
-    """The exact SPEC §8 envelope, with the request id of this very response."""
+    """The exact error envelope, with the request id of this very response."""
     error = {"code": code, "message": message, "request_id": response["X-Request-ID"]}
     if details is not None:
         error["details"] = details
