@@ -242,8 +242,8 @@ def _client_kind_schema(kind: str) -> dict:
 EVENT_INPUT_SCHEMA = {
     "oneOf": [_client_kind_schema(kind) for kind in CLIENT_EVENT_KINDS],
     "description": "One event as the client submits it: kind, ts (RFC 3339 UTC with milliseconds) and the kind's "
-    "fields (docs/audit-log.md lists them). No other field is accepted; v, id, session_id, seq and prev_hash are assigned by the server; "
-    "session.started and session.ended are written by the service itself.",
+    "fields (docs/audit-log.md). No other field is accepted; v, id, session_id, seq and prev_hash are assigned by "
+    "the server; session.started and session.ended are written by the service itself.",
 }
 
 

@@ -47,7 +47,8 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
             "type": "http",
             "scheme": "bearer",
             "bearerFormat": "mk_<secret>",
-            "description": "API token with scopes events:write, sessions:read, reports:read. Create one in /admin/ or with manage.py create_api_token.",
+            "description": "API token with scopes events:write, sessions:read, reports:read. Issue one in /admin/ or "
+            "with manage.py create_api_token.",
         }
 
 

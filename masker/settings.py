@@ -159,7 +159,8 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("MASKE
 # Request body limits (issue 5): bigger bodies are answered 413 before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MASKER_MAX_BODY_BYTES", 2 * 1024 * 1024)
 
-# Ed25519 signing key for reports and seals (docs/audit-log.md): MASKER_SIGNING_KEY (PEM or base64url raw seed) or a key file.
+# Ed25519 signing key for reports and seals (docs/audit-log.md): MASKER_SIGNING_KEY (PEM or base64url raw seed)
+# or a key file.
 MASKER_SIGNING_KEY = os.environ.get("MASKER_SIGNING_KEY", "")
 MASKER_SIGNING_KEY_FILE = os.environ.get("MASKER_SIGNING_KEY_FILE", "")
 MASKER_KEYS_DIR = Path(os.environ.get("MASKER_KEYS_DIR", VAR_DIR / "keys"))

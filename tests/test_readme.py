@@ -38,7 +38,9 @@ def readme_blocks(text: str) -> list[str]:
 
 
 def test_readme_blocks_are_found_and_not_run_markers_honoured():
-    text = "a\n```bash\necho 1\necho 2  # (not run: why)\n```\n```\nplain\n```\n```bash\n# (not run: all)\necho 3\n```\n"
+    text = (
+        "a\n```bash\necho 1\necho 2  # (not run: why)\n```\n```\nplain\n```\n```bash\n# (not run: all)\necho 3\n```\n"
+    )
     assert readme_blocks(text) == ["echo 1"]
     assert len(readme_blocks(README.read_text(encoding="utf-8"))) >= 3
 
