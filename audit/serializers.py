@@ -112,6 +112,8 @@ def _choice(choices, *, required: bool = True, **kwargs) -> serializers.ChoiceFi
 
 
 class SessionStartSerializer(StrictSerializer):
+    """The call to start a session for. Fields other than these are refused."""
+
     agent_id = StrictCharField(max_length=40, help_text="The agent handling the call (agt_…).")
     external_ref = StrictRegexField(
         EXTERNAL_REF_PATTERN,
@@ -130,8 +132,20 @@ class SessionStartSerializer(StrictSerializer):
     started_at = Rfc3339Field(required=False, help_text="When the call started (defaults to now).")
 
 
+END_STATUS_HELP = (
+    "How the call ended, as the proxy reports it: `ok` — normally; `error` — cut short by an error; `partial` — "
+    "ended with part of the call not processed."
+)
+SESSION_STATUS_HELP = (
+    "`active` — the call is in progress and the session takes events; `ok`, `error`, `partial` — the call ended "
+    "(normally, cut short by an error, or with part of it not processed) and the session is sealed."
+)
+
+
 class SessionEndSerializer(StrictSerializer):
-    status = _choice(END_STATUSES, help_text="How the call ended.")
+    """How the call ended. Fields other than `status` are refused."""
+
+    status = _choice(END_STATUSES, help_text=END_STATUS_HELP)
 
 
 class SessionListQuerySerializer(QuerySerializer):
@@ -140,7 +154,9 @@ class SessionListQuerySerializer(QuerySerializer):
     )
     cursor = serializers.CharField(max_length=200, required=False, help_text="next_cursor of the previous page.")
     agent_id = serializers.CharField(max_length=40, required=False, help_text="Only this agent's sessions (agt_…).")
-    status = _choice(Session.Status.choices, required=False, help_text="Only sessions in this state.")
+    status = _choice(
+        Session.Status.choices, required=False, help_text="Only sessions in this state. " + SESSION_STATUS_HELP
+    )
     since = Rfc3339Field(required=False, help_text="Only sessions started at or after this time.")
     external_ref = StrictRegexField(
         EXTERNAL_REF_PATTERN,
@@ -253,7 +269,7 @@ class EventField(serializers.DictField):
 
 
 class EventBatchSerializer(serializers.Serializer):
-    """Documentation of the batch body; the view checks it with ``parse_event_batch`` + ``validate_events``."""
+    """A batch of events to append, all or nothing (1 to 1,000)."""
 
     events = serializers.ListField(child=EventField(), min_length=1, max_length=MAX_BATCH_EVENTS)
 
@@ -277,7 +293,7 @@ class SessionSummarySerializer(serializers.Serializer):
     external_ref = serializers.CharField()
     platform = serializers.CharField()
     upstream_model = serializers.CharField()
-    status = serializers.ChoiceField(choices=Session.Status.choices)
+    status = serializers.ChoiceField(choices=Session.Status.choices, help_text=SESSION_STATUS_HELP)
     started_at = Rfc3339Field()
     ended_at = Rfc3339Field(allow_null=True)
     duration_ms = serializers.IntegerField(allow_null=True)

@@ -190,13 +190,21 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Masker Compliance API",
-    "DESCRIPTION": "Audit log ingestion, session compliance reports (Masker Audit Schema v1) and verification.",
+    "DESCRIPTION": "Masker's compliance service: the proxy writes each call's hash-chained audit log here (API "
+    "tokens), and auditors and compliance teams read sessions, signed compliance reports (JSON, Masker Audit Schema "
+    "v1, or PDF) and the evidence to check them offline: the events export, Merkle proofs and the public keys. "
+    "Sign in with the session cookie (POST /api/v1/auth/login) or send `Authorization: Bearer mk_…`. Every error "
+    'is `{"error": {"code", "message", "request_id", "details"?}}`. The contracts behind the hashes and the '
+    "report are in the repository's docs/audit-log.md and docs/report.md.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Enum values are explained in each field's description, in words (not a generated "* `ok` - ok" list).
+    "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "masker.schema.document_common_headers"],
     "ENUM_NAME_OVERRIDES": {
         "SessionStatusEnum": "audit.models.Session.Status",
         "SessionEndStatusEnum": "audit.events.END_STATUSES",

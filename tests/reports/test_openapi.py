@@ -21,7 +21,7 @@ def openapi(db) -> dict:
 def test_report_endpoint_documents_formats_and_errors(openapi):
     operation = openapi["paths"]["/api/v1/sessions/{session_id}/report"]["get"]
     assert operation["operationId"] == "session_report"
-    assert set(operation["responses"]) == {"200", "400", "401", "403", "404", "409", "500"}
+    assert set(operation["responses"]) == {"200", "400", "401", "403", "404", "409", "429", "500"}
     content = operation["responses"]["200"]["content"]
     assert set(content) == {"application/json", "application/pdf"}
     report = content["application/json"]["schema"]["properties"]["report"]
