@@ -227,6 +227,8 @@ LOGGING = {
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
         # WeasyPrint narrates every layout step at INFO.
         "weasyprint": {"level": "WARNING"},
+        # runserver already says it watches for changes; the log line would say it twice.
+        "django.utils.autoreload": {"level": "WARNING"},
         "fontTools": {"level": "WARNING"},
     },
 }
