@@ -2,7 +2,7 @@
 
 Views authenticate (cookie or ``Bearer mk_…``), check the operation's scope (``masker.auth.HasScope``), look the
 object up scoped to the caller's account (another account's id is a 404), validate the envelope and call the
-domain (``audit.chain`` / ``audit.idempotency``). Errors are raised, never built here.
+domain (``audit.writing`` / ``audit.idempotency``). Errors are raised, never built here.
 """
 
 from django.db.models import Count, Q
@@ -13,7 +13,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit import openapi_examples as ex
-from audit.chain import end_session, start_session
 from audit.evidence_views import EVENTS_EXPORT_SCHEMA, parse_export_range
 from audit.export import export_filename, iter_event_lines
 from audit.idempotency import append_batch
@@ -31,6 +30,7 @@ from audit.serializers import (
     SessionPageSerializer,
     SessionStartSerializer,
     SessionSummarySerializer,
+    SessionWriteSerializer,
     decode_cursor,
     encode_cursor,
     idempotency_key_of,
@@ -38,6 +38,7 @@ from audit.serializers import (
     parse_rfc3339,
     raise_invalid,
 )
+from audit.writing import end_session, start_receipt, start_session
 from masker.auth import HasScope, actor_of, request_account
 from masker.errors import ValidationFailed
 from masker.schema import error_responses, response_header
@@ -157,8 +158,11 @@ class SessionListView(ApiView):
             ex.example("Already started", ex.STARTED_SESSION),
         ],
         responses={
-            201: OpenApiResponse(SessionDetailSerializer, description="Started: `session.started` is event 0."),
-            200: OpenApiResponse(SessionDetailSerializer, description="This agent's existing session for the call."),
+            201: OpenApiResponse(SessionWriteSerializer, description="Started: `session.started` is event 0."),
+            200: OpenApiResponse(
+                SessionWriteSerializer,
+                description="This agent's existing session for the call, with its start receipt.",
+            ),
         }
         | error_responses(
             400, 401, 403, 404, 413, 429, e404="`agent_not_found`: no such agent in the caller's account."
@@ -178,7 +182,8 @@ class SessionListView(ApiView):
             platform=data.get("platform"),
             started_at=data.get("started_at", now),
         )
-        return Response(_session_detail(session), status=201 if created else 200)
+        body = {**_session_detail(session), "receipt": start_receipt(session)}
+        return Response(body, status=201 if created else 200)
 
 
 class SessionDetailView(ApiView):
@@ -279,7 +284,7 @@ class SessionEndView(ApiView):
             OpenApiExample("Ended normally", value={"status": "ok"}, request_only=True),
             ex.example("Sealed", ex.ENDED_SESSION),
         ],
-        responses={200: SessionDetailSerializer}
+        responses={200: SessionWriteSerializer}
         | error_responses(
             400,
             401,
@@ -298,8 +303,8 @@ class SessionEndView(ApiView):
         serializer = SessionEndSerializer(data=request.data)
         if not serializer.is_valid():
             raise_invalid(serializer)
-        end_session(session, status=serializer.validated_data["status"], now=timezone.now())
-        return Response(_session_detail(session))
+        receipt = end_session(session, status=serializer.validated_data["status"], now=timezone.now())
+        return Response({**_session_detail(session), "receipt": receipt})
 
 
 class AgentListView(ApiView):
