@@ -102,7 +102,7 @@ EVENTS_EXPORT_SCHEMA = {
             OpenApiTypes.STR,
             description="One event per line: its stored RFC 8785 canonical bytes exactly as hashed, then a newline. "
             "Nothing else (no header, no trailer). Leaf hash = SHA-256(0x00 || line without the newline).",
-            examples=[ex.example("First two events", ex.EVENTS_NDJSON, media_type="application/x-ndjson")],
+            examples=[ex.example("First two events", "events_ndjson", media_type="application/x-ndjson")],
         )
     }
     | error_responses(400, 401, 403, 404, 429, e404=NOT_FOUND),
@@ -177,7 +177,7 @@ class KeysView(APIView):
             response_header("Cache-Control", "`public, max-age=60`: keys change only on rotation.", statuses=[200])
         ],
         responses={200: JwksSerializer},
-        examples=[ex.example("One current key", ex.KEYS)],
+        examples=[ex.example("One current key", "keys")],
         tags=["verification"],
     )
     def get(self, request):
@@ -213,7 +213,7 @@ class SessionProofView(APIView):
             e404=NOT_FOUND,
             e409="`audit_chain_broken`: the session's audit log does not verify.",
         ),
-        examples=[ex.example("Event 1 of the demo call", ex.INCLUSION_PROOF)],
+        examples=[ex.example("Event 1 of the demo call", "inclusion_proof")],
         tags=["verification"],
     )
     def get(self, request, session_id: str, seq: str):
@@ -247,7 +247,7 @@ class SessionConsistencyView(APIView):
             e404=NOT_FOUND,
             e409="`audit_chain_broken`: the session's audit log does not verify.",
         ),
-        examples=[ex.example("From 2 events to 14", ex.CONSISTENCY_PROOF)],
+        examples=[ex.example("From 2 events to 14", "consistency_proof")],
         tags=["verification"],
     )
     def get(self, request, session_id: str):

@@ -108,7 +108,7 @@ class SessionListView(ApiView):
         "one given twice, is a 400. Scope `sessions:read`.",
         parameters=[SessionListQuerySerializer],
         responses={200: SessionPageSerializer} | error_responses(400, 401, 403, 429),
-        examples=[ex.example("A page of one", {"sessions": [ex.SESSION_SUMMARY], "next_cursor": None})],
+        examples=[ex.example("The demo intake call", "session_page")],
         tags=["sessions"],
     )
     def get(self, request):
@@ -154,8 +154,8 @@ class SessionListView(ApiView):
                 value={"agent_id": ex.AGENT_ID, "external_ref": "call-42", "platform": "vapi"},
                 request_only=True,
             ),
-            ex.example("Started", ex.STARTED_SESSION, status=201),
-            ex.example("Already started", ex.STARTED_SESSION),
+            ex.example("Started", "started_session", status=201),
+            ex.example("Already started", "started_session"),
         ],
         responses={
             201: OpenApiResponse(SessionWriteSerializer, description="Started: `session.started` is event 0."),
@@ -197,7 +197,7 @@ class SessionDetailView(ApiView):
         parameters=[SESSION_ID],
         responses={200: SessionDetailSerializer}
         | error_responses(401, 403, 404, 429, e404="`session_not_found`: no such session in the caller's account."),
-        examples=[ex.example("Ended demo call", ex.SESSION_DETAIL)],
+        examples=[ex.example("Ended demo call", "session_detail")],
         tags=["sessions"],
     )
     def get(self, request, session_id: str):
@@ -245,7 +245,7 @@ class SessionEventsView(ApiView):
         request=EventBatchSerializer,
         examples=[
             OpenApiExample("A redaction and a forward", value=ex.EVENT_BATCH, request_only=True),
-            ex.example("Appended", ex.APPEND_RESULT, status=201),
+            ex.example("Appended", "append_result", status=201),
         ],
         responses={201: AppendResultSerializer}
         | error_responses(
@@ -282,7 +282,7 @@ class SessionEndView(ApiView):
         request=SessionEndSerializer,
         examples=[
             OpenApiExample("Ended normally", value={"status": "ok"}, request_only=True),
-            ex.example("Sealed", ex.ENDED_SESSION),
+            ex.example("Sealed", "ended_session"),
         ],
         responses={200: SessionWriteSerializer}
         | error_responses(
@@ -318,11 +318,7 @@ class AgentListView(ApiView):
         "`sessions:read`.",
         parameters=[AgentListQuerySerializer],
         responses={200: AgentPageSerializer} | error_responses(400, 401, 403, 429),
-        examples=[
-            ex.example(
-                "A page of one", {"agents": [ex.AGENT], "next_cursor": "WyJhZ3RfMDFNOFFFNVZKV0I4SkVSWFlXNUNXQkMwNVoiXQ"}
-            )
-        ],
+        examples=[ex.example("A page of one", "agent_page")],
         tags=["agents"],
     )
     def get(self, request):
@@ -351,7 +347,7 @@ class AgentDetailView(ApiView):
         parameters=[AGENT_ID],
         responses={200: AgentDetailSerializer}
         | error_responses(401, 403, 404, 429, e404="`agent_not_found`: no such agent in the caller's account."),
-        examples=[ex.example("Demo intake line", {**ex.AGENT, "session_count": 4})],
+        examples=[ex.example("Demo intake line", "agent_detail")],
         tags=["agents"],
     )
     def get(self, request, agent_id: str):
