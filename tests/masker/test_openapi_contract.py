@@ -11,12 +11,11 @@ from collections import defaultdict
 import pytest
 from django.test import Client
 from jsonschema import Draft202012Validator
-from rest_framework.test import APIClient
 
 from audit.demo import DEMO_EMAIL, DEMO_PASSWORD
-from audit.models import Session
-from audit.openapi_examples import EVENT_BATCH
-from tests.audit.api_support import bearer_client, issue_token
+from audit.writing import start_session
+from tests.audit.api_support import bearer_client, issue_token, mixed_batch
+from tests.conftest import T0
 
 # Headers the HTTP stack puts on responses whatever the operation (content framing, DRF's Allow, Django's
 # security middleware, CSP): transport, not the API's contract. The session cookie is renewed on every
@@ -154,7 +153,8 @@ def _live_answers(seeded, settings) -> list[tuple[str, str, object]]:
     record("/api/v1/agents/{agent_id}", "get", token.get(f"/api/v1/agents/{agent_id}"))
     record("/api/v1/sessions", "get", token.get("/api/v1/sessions"))
     record("/api/v1/sessions", "get", token.get("/api/v1/sessions?colour=red"))
-    body = {"agent_id": agent_id, "external_ref": "call-headers"}
+    body = {"agent_id": agent_id, "external_ref": "call-headers", "started_at": "2026-05-03T21:14:30.000Z"}
+    batch = {"events": mixed_batch(0, 2)}  # times just after the start above
     record("/api/v1/sessions", "post", token.post("/api/v1/sessions", body, format="json"))
     started = token.post("/api/v1/sessions", body, format="json")
     record("/api/v1/sessions", "post", started)
@@ -166,7 +166,7 @@ def _live_answers(seeded, settings) -> list[tuple[str, str, object]]:
         record(
             "/api/v1/sessions/{session_id}/events",
             "post",
-            token.post(events_url, EVENT_BATCH, format="json", HTTP_IDEMPOTENCY_KEY="headers-1"),
+            token.post(events_url, batch, format="json", HTTP_IDEMPOTENCY_KEY="headers-1"),
         )
     record(
         "/api/v1/sessions/{session_id}/end",
@@ -222,13 +222,13 @@ def test_documented_response_headers_are_exactly_the_ones_sent(openapi, seeded, 
     assert {"400", "401", "404", "409", "429"} <= statuses
 
 
-def test_a_replayed_append_says_so_in_a_header(seeded):
-    session = Session.objects.filter(account=seeded.account, status="active").first()
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token(seeded.account)}")
+def test_a_replayed_append_says_so_in_a_header(agent):
+    session, _ = start_session(agent, external_ref="call-replay", started_at=T0)
+    client = bearer_client(issue_token(agent.account))
     url = f"/api/v1/sessions/{session.id}/events"
-    first = client.post(url, EVENT_BATCH, format="json", HTTP_IDEMPOTENCY_KEY="replay-1")
-    again = client.post(url, EVENT_BATCH, format="json", HTTP_IDEMPOTENCY_KEY="replay-1")
+    batch = {"events": mixed_batch(0, 2)}
+    first = client.post(url, batch, format="json", HTTP_IDEMPOTENCY_KEY="replay-1")
+    again = client.post(url, batch, format="json", HTTP_IDEMPOTENCY_KEY="replay-1")
     assert "Idempotent-Replayed" not in first.headers
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.json() == first.json()
