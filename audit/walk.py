@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from itertools import compress
 from typing import Any, Protocol, TypeVar
 
@@ -121,15 +121,31 @@ def _decoder() -> Callable[[bytes], Any]:
 # --- what the walk checks against ----------------------------------------------------------------------------------
 
 
-AnchorSource = Callable[[Session], Iterable[tuple[int, str]]]
+# A source of (session_id, tree_size, merkle_root_hex) triples that some party was shown, for the given sessions.
+AnchorSource = Callable[[list[str]], Iterable[tuple[str, int, str]]]
 _anchor_sources: list[AnchorSource] = []
 
 
 def register_anchor_source(source: AnchorSource) -> None:
-    """Add a source of (tree_size, merkle_root_hex) pairs that some party was shown for a session (the report
-    register registers itself at start-up). Every walk then checks the log's prefix root at each of those sizes."""
+    """Add a source of recorded prefix roots (the report register registers itself at start-up). Every walk then
+    checks the log's prefix root at each of those sizes."""
     if source not in _anchor_sources:
         _anchor_sources.append(source)
+
+
+def recorded_anchors(session_ids: list[str]) -> dict[str, tuple[tuple[int, str], ...]]:
+    """Per session, the distinct (tree_size, merkle_root_hex) pairs recorded for it, ascending: one query per
+    source, whatever the number of sessions."""
+    found: dict[str, set[tuple[int, str]]] = {}
+    for source in _anchor_sources:
+        for session_id, size, root in source(session_ids):
+            found.setdefault(session_id, set()).add((size, root))
+    return {session_id: tuple(sorted(pairs)) for session_id, pairs in found.items()}
+
+
+@lru_cache(maxsize=256)
+def _snapshot_sha256(snapshot: str) -> str:
+    return policy_sha256(snapshot)  # sessions share a handful of policy versions
 
 
 @dataclass(frozen=True)
@@ -146,16 +162,18 @@ class SessionClaims:
     anchors: tuple[tuple[int, str], ...] = ()
 
     @classmethod
-    def of(cls, session: Session) -> "SessionClaims":
-        anchors = {pair for source in _anchor_sources for pair in source(session)}
+    def of(cls, session: Session, anchors: tuple[tuple[int, str], ...] | None = None) -> "SessionClaims":
+        """The claims of ``session``; ``anchors`` as ``recorded_anchors`` gives them (looked up when None)."""
+        if anchors is None:
+            anchors = recorded_anchors([session.id]).get(session.id, ())
         return cls(
             session_id=session.id,
             agent_id=session.agent_id,
-            policy_sha256=policy_sha256(session.policy_snapshot),
+            policy_sha256=_snapshot_sha256(session.policy_snapshot),
             tree_size=session.tree_size,
             chain_head=session.chain_head,
             seal=session.seal or ({} if session.is_sealed else None),
-            anchors=tuple(sorted(anchors)),
+            anchors=anchors,
         )
 
 
