@@ -7,6 +7,7 @@ the query and call the domain (``audit.proofs``, ``audit.export``, ``audit.signi
 
 import re
 
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -19,6 +20,7 @@ from audit.export import ExportRange
 from audit.models import Session
 from audit.proofs import build_consistency_proof, build_inclusion_proof
 from audit.signing import jwks
+from audit.verifier_download import FILENAME, verifier_archive
 from masker.auth import HasScope, request_account
 from masker.errors import ValidationFailed
 from masker.query import QuerySerializer
@@ -184,6 +186,37 @@ class KeysView(APIView):
         return Response(jwks(), headers={"Cache-Control": "public, max-age=60"})
 
 
+class VerifierDownloadView(APIView):
+    """``GET /verifier/masker-verify.pyz``: the offline verifier as one file. Public, like the keys."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="verifier_download",
+        auth=[],
+        responses={
+            (200, "application/zip"): OpenApiResponse(
+                response=OpenApiTypes.BINARY,
+                description="masker-verify.pyz: a Python zip application (standard library only, Python 3.11 or "
+                "newer). Run it with `python3 masker-verify.pyz report REPORT.json --events EVENTS.ndjson --keys "
+                "keys.json`; `--help` lists every check. The X-Content-SHA256 header carries the file's SHA-256.",
+            )
+        },
+        tags=["verification"],
+        description="The offline verifier: checks reports (JSON and PDF), event exports, seals, proofs and signed "
+        "receipts without trusting this server. The same bytes for every download of one release. Public: no "
+        "authentication.",
+    )
+    def get(self, request):
+        archive = verifier_archive()
+        response = HttpResponse(archive.content, content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="{FILENAME}"'
+        response["X-Content-SHA256"] = archive.sha256
+        response["Cache-Control"] = "public, max-age=300"
+        return response
+
+
 class SessionProofView(APIView):
     permission_classes = [HasScope]
     required_scope = "sessions:read"
@@ -194,7 +227,8 @@ class SessionProofView(APIView):
         description="An RFC 9162 inclusion proof that event `seq` is in the Merkle tree of the session's first "
         "`tree_size` events (seq < tree_size <= current size; default: the current size). With the event's line "
         "from the events export and a signed report or seal of that size, it proves the event is part of what was "
-        "signed, without the rest of the log. The offline verifier checks it. Scope `sessions:read`.",
+        "signed, without the rest of the log: check it offline with `python3 masker-verify.pyz proof`. Scope "
+        "`sessions:read`.",
         parameters=[
             SESSION_ID,
             OpenApiParameter("seq", int, OpenApiParameter.PATH, description="The event's seq (its leaf index)."),
