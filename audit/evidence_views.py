@@ -194,10 +194,23 @@ class VerifierDownloadView(APIView):
 
     @extend_schema(
         operation_id="verifier_download",
+        summary="Download the offline verifier (masker-verify.pyz)",
         auth=[],
+        parameters=[
+            response_header("Content-Disposition", ATTACHMENT + " Example: `masker-verify.pyz`.", statuses=[200]),
+            response_header(
+                "X-Content-SHA256",
+                "The file's SHA-256 (lowercase hex): compare it with the one your compliance team received.",
+                statuses=[200],
+            ),
+            response_header("Cache-Control", "`public, max-age=300`: the same bytes for one release.", statuses=[200]),
+        ],
         responses={
             (200, "application/zip"): OpenApiResponse(
                 response=OpenApiTypes.BINARY,
+                examples=[
+                    OpenApiExample("The file", value="(the zip application, binary: PK…)", media_type="application/zip")
+                ],
                 description="masker-verify.pyz: a Python zip application (standard library only, Python 3.11 or "
                 "newer). Run it with `python3 masker-verify.pyz report REPORT.json --events EVENTS.ndjson --keys "
                 "keys.json`; `--help` lists every check. The X-Content-SHA256 header carries the file's SHA-256.",

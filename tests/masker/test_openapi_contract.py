@@ -184,6 +184,7 @@ def _live_answers(seeded, settings) -> list[tuple[str, str, object]]:
     )
     record("/api/v1/sessions/{session_id}/consistency", "get", token.get(f"/api/v1/sessions/{sid}/consistency?first=2"))
     record("/api/v1/keys", "get", Client().get("/api/v1/keys"))
+    record("/api/v1/verifier/masker-verify.pyz", "get", Client().get("/api/v1/verifier/masker-verify.pyz"))
     record("/api/v1/schemas/masker-audit-v1.json", "get", Client().get("/api/v1/schemas/masker-audit-v1.json"))
     report = f"/api/v1/sessions/{sid}/report"
     record("/api/v1/sessions/{session_id}/report", "get", token.get(report))
