@@ -27,8 +27,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from audit.errors import AuditChainBroken, SessionNotFound
+from audit.identifiers import EXTERNAL_REF
 from audit.models import Agent, Session
-from audit.serializers import EXTERNAL_REF_PATTERN
 from masker.models import Account, account_of
 from masker.throttling import login_retry_after
 from reports.domain import build_session_report
@@ -165,7 +165,7 @@ class SessionFilters:
             notes.append("The status filter was ignored: it is not a session status.")
             status = ""
         external_ref = params.get("external_ref", "").strip()
-        if external_ref and not re.match(EXTERNAL_REF_PATTERN, external_ref):
+        if external_ref and not re.match(EXTERNAL_REF, external_ref):
             notes.append("The call reference filter was ignored: use letters, digits and . _ : - only.")
             external_ref = ""
         date_from = _parse_date(params.get("from", ""), "from", notes)
