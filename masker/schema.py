@@ -71,6 +71,11 @@ RETRY_AFTER = {
     "description": "Seconds to wait before retrying.",
     "schema": {"type": "integer", "minimum": 1, "example": 30},
 }
+CACHE_CONTROL = {
+    "description": "`no-store` unless this response documents another value: answers hold account data or are "
+    "generated for this request.",
+    "schema": {"type": "string", "example": "no-store"},
+}
 WWW_AUTHENTICATE = {
     "description": 'The authentication to use: `Bearer realm="masker"` (API token) or the session cookie.',
     "schema": {"type": "string", "example": 'Bearer realm="masker"'},
@@ -78,9 +83,9 @@ WWW_AUTHENTICATE = {
 
 
 def document_common_headers(result: dict, generator, request, public) -> dict:
-    """drf-spectacular postprocessing hook: ``X-Request-ID`` on every response the application answers (not the
-    414 gunicorn answers itself), ``Retry-After`` on 429 and 503, ``WWW-Authenticate`` on the 401 of operations that
-    take credentials."""
+    """drf-spectacular postprocessing hook: ``X-Request-ID`` and ``Cache-Control`` (``masker.middleware``) on every
+    response the application answers (not the 414 gunicorn answers itself), ``Retry-After`` on 429 and 503,
+    ``WWW-Authenticate`` on the 401 of operations that take credentials."""
     for path in result.get("paths", {}).values():
         for operation in path.values():
             secured = any(requirement for requirement in operation.get("security", []))
@@ -89,6 +94,7 @@ def document_common_headers(result: dict, generator, request, public) -> dict:
                     continue
                 headers = response.setdefault("headers", {})
                 headers["X-Request-ID"] = REQUEST_ID
+                headers.setdefault("Cache-Control", CACHE_CONTROL)
                 if status in ("429", "503"):
                     headers["Retry-After"] = RETRY_AFTER
                 if status == "401" and secured:
