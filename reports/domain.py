@@ -50,6 +50,8 @@ ALERT_TYPES = ("rehydration_failed", "leak_detected", "non_baa_egress", "card_no
 PASSES = ("regex", "ner", "diarize")
 ACTIONS = ("tokenize", "redact", "passthrough")
 PAYLOAD_KINDS = ("request", "masked", "response")
+TIMELINE_BUCKETS = 200  # at most this many buckets of turns in the timeline; wider calls share buckets
+TIMELINE_COLUMNS = ("redactions", "egress", "alerts")
 
 KEYS_URL = "/api/v1/keys"
 
@@ -181,14 +183,15 @@ class SafeHarbor:
 
 @dataclass(frozen=True)
 class Item:
-    """One listed occurrence (an alert) at its seq: ``fields`` are the event's own, in report order."""
+    """One listed occurrence (an alert) at its seq and time: ``fields`` are the event's own, in report order."""
 
     seq: int
     turn: int | None
+    ts: str
     fields: tuple[tuple[str, Any], ...] = ()
 
     def as_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "turn": self.turn, **dict(self.fields)}
+        return {"seq": self.seq, "turn": self.turn, "ts": self.ts, **dict(self.fields)}
 
 
 @dataclass(frozen=True)
@@ -395,6 +398,49 @@ class PolicyRef:
 
 
 @dataclass(frozen=True)
+class TurnBucket:
+    from_turn: int
+    to_turn: int
+    redactions: int
+    egress: int
+    alerts: int
+
+    def as_json(self) -> dict[str, int]:
+        return {
+            "from_turn": self.from_turn,
+            "to_turn": self.to_turn,
+            "redactions": self.redactions,
+            "egress": self.egress,
+            "alerts": self.alerts,
+        }
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Redactions, egress events and alerts per turn: consecutive buckets of ``bucket_size`` turns from the first
+    turn logged to the last (empty buckets included), at most ``TIMELINE_BUCKETS`` of them."""
+
+    bucket_size: int
+    buckets: tuple[TurnBucket, ...]
+
+    @property
+    def first_turn(self) -> int | None:
+        return self.buckets[0].from_turn if self.buckets else None
+
+    @property
+    def last_turn(self) -> int | None:
+        return self.buckets[-1].to_turn if self.buckets else None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "first_turn": self.first_turn,
+            "last_turn": self.last_turn,
+            "bucket_size": self.bucket_size,
+            "buckets": [bucket.as_json() for bucket in self.buckets],
+        }
+
+
+@dataclass(frozen=True)
 class Signature:
     alg: str
     kid: str
@@ -456,6 +502,7 @@ class SessionReport:
     policy_snapshot: str
     policy: PolicyRef
     upstream_model: str
+    timeline: Timeline = Timeline(bucket_size=1, buckets=())
     signature: Signature | None = None
     scope: str = SCOPE
     schema: str = SCHEMA
@@ -492,6 +539,7 @@ class SessionReport:
             "policy": self.policy.as_json(),
             "upstream_model": self.upstream_model,
             "verification": verification_section(self.session_id, self.tree_size),
+            "timeline": self.timeline.as_json(),
         }
         if self.signature is not None:
             body["signature"] = self.signature.as_json()
@@ -516,13 +564,58 @@ class _Capped:
         self.count = 0
         self.items: list[Item] = []
 
-    def add(self, seq: int, turn: int | None, *fields: tuple[str, Any]) -> None:
+    def add(self, event: "EventView", *fields: tuple[str, Any]) -> None:
         self.count += 1
         if len(self.items) < LIST_LIMIT:
-            self.items.append(Item(seq=seq, turn=turn, fields=fields))
+            self.items.append(Item(seq=event.seq, turn=event.turn, ts=event.ts, fields=fields))
 
     def freeze(self) -> Listing:
         return Listing(count=self.count, items=tuple(self.items))
+
+
+class _TurnHistogram:
+    """Counts per turn in buckets of ``width`` turns (a power of two). When the turns seen span more than
+    ``TIMELINE_BUCKETS`` buckets, the width doubles and neighbouring buckets merge, so memory is bounded whatever
+    the log, and the final width depends only on the first and last turn (not on the order events came in)."""
+
+    __slots__ = ("counts", "first", "last", "width")
+
+    def __init__(self) -> None:
+        self.width = 1
+        self.first: int | None = None
+        self.last: int | None = None
+        self.counts: dict[int, list[int]] = {}  # bucket (turn // width) -> one count per TIMELINE_COLUMNS
+
+    def add(self, turn: int, column: int, n: int = 1) -> None:
+        if self.first is None or turn < self.first:
+            self.first = turn
+        if self.last is None or turn > self.last:
+            self.last = turn
+        row = self.counts.get(turn // self.width)
+        if row is None:
+            while self.last // self.width - self.first // self.width >= TIMELINE_BUCKETS:
+                self._widen()
+            row = self.counts.setdefault(turn // self.width, [0] * len(TIMELINE_COLUMNS))
+        row[column] += n
+
+    def _widen(self) -> None:
+        self.width *= 2
+        merged: dict[int, list[int]] = {}
+        for key, row in self.counts.items():
+            into = merged.setdefault(key // 2, [0] * len(TIMELINE_COLUMNS))
+            for i, n in enumerate(row):
+                into[i] += n
+        self.counts = merged
+
+    def freeze(self) -> Timeline:
+        if self.first is None or self.last is None:
+            return Timeline(bucket_size=1, buckets=())
+        width, empty = self.width, [0] * len(TIMELINE_COLUMNS)
+        buckets = []
+        for key in range(self.first // width, self.last // width + 1):
+            counts = self.counts.get(key, empty)
+            buckets.append(TurnBucket(max(key * width, self.first), min((key + 1) * width - 1, self.last), *counts))
+        return Timeline(bucket_size=width, buckets=tuple(buckets))
 
 
 class _EventFields(ChainLinks):
@@ -569,6 +662,7 @@ class _Tally:
     baa_alerts: _Capped = field(default_factory=_Capped)
     payloads: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PAYLOAD_KINDS, 0))
     payloads_unencrypted: int = 0
+    turns: _TurnHistogram = field(default_factory=_TurnHistogram)
     started: dict | None = None
     ended: dict | None = None
     last_ts: str = ""
@@ -582,9 +676,13 @@ class _Tally:
         a report."""
         kinds = list(map(_KIND, events))
         self.kinds.update(kinds)
-        self.redactions.update(map(_REDACTION_KEY, compress(events, map(_REDACTED.__eq__, kinds))))
+        redacted = list(compress(events, map(_REDACTED.__eq__, kinds)))
+        self.redactions.update(map(_REDACTION_KEY, redacted))
         if any(None in key for key in self.redactions):  # only this chunk's can: earlier ones were checked
             raise AuditChainBroken(_first_malformed(events), EVENT_INVALID)
+        for turn, count in Counter(map(_TURN, redacted)).items():
+            if turn is not None:
+                self.turns.add(turn, 0, count)
         for event in compress(events, map(_ONE_BY_ONE.__contains__, kinds)):
             self._add_one(event)
         self.last_ts = events[-1].ts
@@ -600,27 +698,30 @@ class _Tally:
         alert = event_alert(kind, event)
         if alert is not None:
             self.alerts[alert] = self.alerts.get(alert, 0) + 1
+            if event.turn is not None:
+                self.turns.add(event.turn, 2)
         if kind == "egress.forwarded":
             key = (event.hop, event.vendor, event.baa, event.retention_days)
+            self.turns.add(event.turn, 1)
             hop = self.hops.get(key)
             if hop is None:
                 self.hops[key] = [1, event.turn, seq]
             else:
                 hop[0] += 1
             if alert is not None:
-                self.baa_alerts.add(seq, event.turn, ("hop", key[0]), ("vendor", key[1]), ("retention_days", key[3]))
+                self.baa_alerts.add(event, ("hop", key[0]), ("vendor", key[1]), ("retention_days", key[3]))
         elif kind == "phi.rehydration_failed":
-            self.rehydration_failures.add(seq, event.turn, ("entity_kind", event.entity_kind), ("reason", event.reason))
+            self.rehydration_failures.add(event, ("entity_kind", event.entity_kind), ("reason", event.reason))
         elif kind == "leak.detected":
-            self.leaks.add(seq, event.turn, ("entity_kind", event.entity_kind), ("stage", event.stage))
+            self.leaks.add(event, ("entity_kind", event.entity_kind), ("stage", event.stage))
         elif kind == "pci.card_detected":
             self.cards += 1
             self.cards_luhn_valid += event.luhn_valid
             self.cards_masked += event.masked_before_egress
             if alert is not None:
-                self.card_alerts.add(seq, event.turn, ("luhn_valid", event.luhn_valid), ("action", event.action))
+                self.card_alerts.add(event, ("luhn_valid", event.luhn_valid), ("action", event.action))
         elif kind == "detection.degraded":
-            self.degraded.add(seq, event.turn, ("reason", event.reason))
+            self.degraded.add(event, ("reason", event.reason))
         elif kind == "payload.persisted":
             self.payloads[event.what] += 1
             self.payloads_unencrypted += not event.encrypted
@@ -643,6 +744,7 @@ class _Tally:
 
 
 _KIND = attrgetter("kind")
+_TURN = attrgetter("turn")
 _REDACTED = "phi.redacted"
 _REDACTION_KEY = attrgetter("entity_kind", "pass", "action")
 # Kinds whose figures need more than a count by kind: everything but redactions and rehydrations.
@@ -807,6 +909,7 @@ def build_session_report(session: Session, *, generated_at: datetime) -> Session
             name=started["policy"]["name"], version=started["policy"]["version"], sha256=started["policy"]["sha256"]
         ),
         upstream_model=started["upstream_model"],
+        timeline=tally.turns.freeze(),
     )
 
 
