@@ -5,10 +5,11 @@
 - ``render_report_html(report) -> str``: the template ``MASKER_REPORT_TEMPLATE`` (default
   ``reports/session_report.html``) with a context precomputed here; templates never touch the database.
 - ``render_report_pdf(report) -> bytes``: WeasyPrint, PDF/A-3b, the JSON attached, every page stamped with the
-  report id, the Merkle root and "page X of Y". Assets come only from ``MASKER_REPORT_ASSETS_DIR`` (default
-  ``static/reports``) through ``LocalAssetFetcher``, which refuses every other URL -- http(s) above all -- and
-  makes any refused or missing asset fatal, so a PDF is never silently rendered without its stylesheet. Any failure
-  is raised as ``ReportGenerationFailed`` (500 ``report_generation_failed``) with the cause chained for the log.
+  report id, the Merkle root and "page X of Y", then signed for PDF readers (``reports.pdf_signing``, PAdES).
+  Assets come only from ``MASKER_REPORT_ASSETS_DIR`` (default ``static/reports``) through ``LocalAssetFetcher``,
+  which refuses every other URL -- http(s) above all -- and makes any refused or missing asset fatal, so a PDF is
+  never silently rendered without its stylesheet. Any failure is raised as ``ReportGenerationFailed`` (500
+  ``report_generation_failed``) with the cause chained for the log.
 
 The PDF is bounded: it summarises, lists are capped at ``PDF_LIST_LIMIT`` rows with "and N more", so its size
 and render time do not grow with the log.
@@ -32,6 +33,7 @@ from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherRespons
 from masker.errors import ReportGenerationFailed
 from reports.charts import timeline_svg
 from reports.domain import SessionReport
+from reports.pdf_signing import sign_pdf
 from reports.safe_harbor import CATEGORIES, REQUIRED_KINDS
 
 # WeasyPrint logs every rendering step at INFO; one report would print a dozen lines into the service log.
@@ -259,6 +261,7 @@ def render_report_pdf(report: SessionReport) -> bytes:
             base_url=root.resolve().as_uri() + "/",
             url_fetcher=LocalAssetFetcher(root),
         )
-        return document.write_pdf(pdf_variant="pdf/a-3b", attachments=[attachment], font_config=_font_config())
+        pdf = document.write_pdf(pdf_variant="pdf/a-3b", attachments=[attachment], font_config=_font_config())
+        return sign_pdf(pdf, reason=f"Masker compliance report {report.id} (Merkle root {report.merkle_root_hex})")
     except (Exception, FatalURLFetchingError) as exc:  # FatalURLFetchingError is a BaseException
         raise ReportGenerationFailed() from exc

@@ -85,7 +85,7 @@ def assert_layout_holds(pdf: bytes, label: str) -> None:
         assert len(lines) >= MIN_LINES, f"{label} page {number} of {len(pages)} is near empty ({len(lines)} lines)"
         # A section heading is never the last thing on its page: its first rows follow it there.
         text_at = _lines_by_top(chars)
-        headings = [top for top, line in text_at.items() if re.fullmatch(rf"\d+ ({TITLES})", line)]
+        headings = [top for top, line in text_at.items() if re.fullmatch(rf"(\d+ *)?({TITLES})", line)]
         for top in headings:
             below = [line for line in lines if line > top + 2]
             assert len(below) >= 2, f"{label} page {number}: heading {text_at[top]!r} with nothing under it"
