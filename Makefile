@@ -16,7 +16,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 install: $(VENV)/.installed
 
-# Debian packages for PDF rendering (Pango), PDF text extraction (pdftotext) and browser tests (Chromium).
+# Debian packages for PDF rendering (Pango), PDF text extraction (pdftotext) and browser tests (Chromium, and npm
+# for axe-core).
 system-deps:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -24,6 +25,11 @@ system-deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
+	@# npm installs axe-core for the accessibility tests (into var/node, on first run).
+	@command -v npm >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq npm; \
+	}
 
 # Serve the console and API on http://127.0.0.1:8000 with seeded demo data (SQLite under var/, DEBUG on).
 run: install system-deps

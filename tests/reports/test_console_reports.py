@@ -25,7 +25,7 @@ def test_reports_issued_lists_the_accounts_downloads_newest_first(acme_client, g
     second = _issue(acme_client, seeded.sessions[2], "pdf")
     other = _issue(globex_client, seeded.other_sessions[0], "json")
     html = acme_client.get("/reports/").content.decode()
-    listed = re.findall(r'<th scope="row" data-label="Report" class="primary mono">(rep_[0-9A-Z]{26})</th>', html)
+    listed = re.findall(r'<span class="mono report-id">(rep_[0-9A-Z]{26})</span>', html)
     assert listed == [second, first]
     assert other not in html and seeded.other_sessions[0].id not in html
     assert "demo@masker.local" in html  # who: the member's email, next to the register's usr_ id
