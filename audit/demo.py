@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from audit.chain import append_events, end_session, format_ts, start_session
 from audit.models import Agent, Policy, Session
+from audit.timestamps import format_ts
+from audit.writing import append_events, end_session, start_session
 from masker.models import Account, Membership
 
 DEMO_EMAIL = "demo@masker.local"

@@ -18,7 +18,9 @@ class SessionEnded(ApiError):
 class AuditChainBroken(ApiError):
     status, code, message = 409, "audit_chain_broken", "The session's audit chain does not verify."
 
-    def __init__(self, seq: int, reason: str):
-        super().__init__(f"The audit chain does not verify at seq {seq}: {reason}.", details={"seq": seq})
+    def __init__(self, seq: int | str, reason: str):
+        """``seq``: the first event that fails, or ``"seal"`` when the session's seal does."""
+        where = f"at seq {seq}" if isinstance(seq, int) else f"at the {seq}"
+        super().__init__(f"The audit chain does not verify {where}: {reason}.", details={"seq": seq})
         self.seq = seq
         self.reason = reason

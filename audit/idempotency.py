@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import orjson
 
-from audit.chain import append_events
 from audit.events import validate_events
 from audit.models import AuditEvent, IdempotencyRecord, Session
+from audit.writing import append_events
 from masker.errors import ValidationFailed
 
 APPEND_STATUS = 201
@@ -55,8 +55,9 @@ def batch_fingerprint(events: object) -> str:
     return hashlib.sha256(encoded).hexdigest()
 
 
-def append_summary(session: Session, rows: list[AuditEvent]) -> dict:
-    """The append's answer: positions and hashes only (never the events' contents)."""
+def append_summary(session: Session, rows: list[AuditEvent], receipt: dict) -> dict:
+    """The append's answer: positions, hashes and the signed receipt of the new tree head (never the events'
+    contents)."""
     return {
         "session_id": session.id,
         "appended": len(rows),
@@ -65,6 +66,7 @@ def append_summary(session: Session, rows: list[AuditEvent]) -> dict:
         "tree_size": session.tree_size,
         "chain_head_hex": session.chain_head,
         "merkle_root_hex": session.merkle_root_hex,
+        "receipt": receipt,
     }
 
 
@@ -85,8 +87,8 @@ def append_batch(session: Session, events: list, *, idempotency_key: str | None,
     valid), and a key reused with an invalid batch is a 400 either way.
     """
     if idempotency_key is None:
-        rows = append_events(session, events)
-        return BatchOutcome(APPEND_STATUS, append_summary(session, rows), replayed=False)
+        rows, receipt = append_events(session, events)
+        return BatchOutcome(APPEND_STATUS, append_summary(session, rows, receipt), replayed=False)
 
     fingerprint = batch_fingerprint(events)
     record = IdempotencyRecord.objects.filter(session=session, key=idempotency_key).first()
@@ -95,11 +97,11 @@ def append_batch(session: Session, events: list, *, idempotency_key: str | None,
 
     outcome: dict = {}
 
-    def record_answer(locked: Session, rows: list[AuditEvent]) -> None:
+    def record_answer(locked: Session, rows: list[AuditEvent], receipt: dict) -> None:
         existing = IdempotencyRecord.objects.filter(session=locked, key=idempotency_key).first()
         if existing is not None:  # a concurrent twin committed first: undo this append, answer with its result
             raise _AlreadyRecorded(existing)
-        body = append_summary(locked, rows)
+        body = append_summary(locked, rows, receipt)
         IdempotencyRecord.objects.create(
             session=locked,
             key=idempotency_key,

@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from audit.chain import format_ts
 from audit.events import END_STATUSES, EVENT_KINDS, SERVER_KINDS, input_event_schema
 from audit.models import Agent, Session
+from audit.timestamps import format_ts
 from masker.errors import ValidationFailed
 from masker.ids import is_valid_id
 
@@ -303,6 +303,24 @@ class SessionDetailSerializer(SessionSummarySerializer):
         return self.context["counts_by_kind"]
 
 
+class ReceiptSerializer(serializers.Serializer):
+    """A signed tree head: proof, for whoever keeps it, of what the log held when the write was answered."""
+
+    session_id = serializers.CharField()
+    tree_size = serializers.IntegerField(help_text="Events in the log when the receipt was issued.")
+    merkle_root_hex = serializers.CharField(help_text="RFC 6962 root of those events.")
+    chain_head_hex = serializers.CharField(help_text="Hash of the last of those events.")
+    issued_at = serializers.CharField(help_text="When the receipt was issued (RFC 3339, UTC).")
+    signature = serializers.DictField(
+        child=serializers.CharField(),
+        help_text="{alg: Ed25519, kid, sig} over the RFC 8785 bytes of the receipt without its signature.",
+    )
+
+
+class SessionWriteSerializer(SessionDetailSerializer):
+    receipt = ReceiptSerializer(help_text="Signed tree head after this write; keep it to check the log later.")
+
+
 class SessionPageSerializer(serializers.Serializer):
     sessions = SessionSummarySerializer(many=True)
     next_cursor = serializers.CharField(allow_null=True, help_text="Pass as cursor for the next page; null at end.")
@@ -316,6 +334,7 @@ class AppendResultSerializer(serializers.Serializer):
     tree_size = serializers.IntegerField()
     chain_head_hex = serializers.CharField()
     merkle_root_hex = serializers.CharField()
+    receipt = ReceiptSerializer(help_text="Signed tree head after this batch; a replay returns the same receipt.")
 
 
 class AgentPolicySerializer(PolicyRefSerializer):

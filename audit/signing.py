@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
@@ -226,6 +227,32 @@ def sign_object(obj: dict[str, Any]) -> dict[str, str]:
     key = current_key()
     signature = key.private_key.sign(canonical_bytes(obj))
     return {"alg": ALG, "kid": key.kid, "sig": b64url(signature)}
+
+
+def published_keys() -> dict[str, Ed25519PublicKey]:
+    """Every public key a signature of this service may be checked against, current and retired, by kid."""
+    current = current_key().public_key
+    keys = {key_id(key): key for key in retired_public_keys()}
+    keys[key_id(current)] = current
+    return keys
+
+
+def signature_verifies(signed: dict[str, Any]) -> bool:
+    """Whether ``signed["signature"]`` is a valid Ed25519 signature, by a published key (current or retired), over
+    the RFC 8785 bytes of ``signed`` without its ``signature``. Anything malformed is simply not valid."""
+    signature = signed.get("signature") if isinstance(signed, dict) else None
+    if not isinstance(signature, dict) or signature.get("alg") != ALG:
+        return False
+    key = published_keys().get(signature.get("kid"))
+    sig = signature.get("sig")
+    if key is None or not isinstance(sig, str):
+        return False
+    try:
+        raw = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+        key.verify(raw, canonical_bytes({name: value for name, value in signed.items() if name != "signature"}))
+    except (binascii.Error, ValueError, InvalidSignature):
+        return False
+    return True
 
 
 def jwk_of(public_key: Ed25519PublicKey, status: str) -> dict[str, str]:

@@ -12,7 +12,6 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit.chain import end_session, start_session
 from audit.evidence_views import EVENTS_EXPORT_SCHEMA, parse_export_range
 from audit.export import export_filename, iter_event_lines
 from audit.idempotency import append_batch
@@ -30,6 +29,7 @@ from audit.serializers import (
     SessionPageSerializer,
     SessionStartSerializer,
     SessionSummarySerializer,
+    SessionWriteSerializer,
     decode_cursor,
     encode_cursor,
     idempotency_key_of,
@@ -37,6 +37,7 @@ from audit.serializers import (
     parse_rfc3339,
     raise_invalid,
 )
+from audit.writing import end_session, start_receipt, start_session
 from masker.auth import HasScope, actor_of, request_account
 from masker.errors import ValidationFailed
 from masker.schema import error_responses
@@ -123,8 +124,10 @@ class SessionListView(ApiView):
         operation_id="sessions_start",
         request=SessionStartSerializer,
         responses={
-            201: OpenApiResponse(SessionDetailSerializer, description="Started: session.started appended."),
-            200: OpenApiResponse(SessionDetailSerializer, description="This agent's session for external_ref."),
+            201: OpenApiResponse(SessionWriteSerializer, description="Started: session.started appended."),
+            200: OpenApiResponse(
+                SessionWriteSerializer, description="This agent's session for external_ref, with its start receipt."
+            ),
         }
         | error_responses(400, 401, 403, 404, 413, 429),
         tags=["sessions"],
@@ -144,7 +147,8 @@ class SessionListView(ApiView):
             platform=data.get("platform"),
             started_at=data.get("started_at", now),
         )
-        return Response(_session_detail(session), status=201 if created else 200)
+        body = {**_session_detail(session), "receipt": start_receipt(session)}
+        return Response(body, status=201 if created else 200)
 
 
 class SessionDetailView(ApiView):
@@ -207,7 +211,7 @@ class SessionEndView(ApiView):
         operation_id="sessions_end",
         parameters=[SESSION_ID],
         request=SessionEndSerializer,
-        responses={200: SessionDetailSerializer} | error_responses(400, 401, 403, 404, 409, 413, 429),
+        responses={200: SessionWriteSerializer} | error_responses(400, 401, 403, 404, 409, 413, 429),
         tags=["sessions"],
         description="Append session.ended and seal the session (final size and root, signed). Later appends and a "
         "second end answer 409 session_ended.",
@@ -217,8 +221,8 @@ class SessionEndView(ApiView):
         serializer = SessionEndSerializer(data=request.data)
         if not serializer.is_valid():
             raise_invalid(serializer)
-        end_session(session, status=serializer.validated_data["status"], now=timezone.now())
-        return Response(_session_detail(session))
+        receipt = end_session(session, status=serializer.validated_data["status"], now=timezone.now())
+        return Response({**_session_detail(session), "receipt": receipt})
 
 
 class AgentListView(ApiView):

@@ -18,7 +18,8 @@ def main() -> None:
     common.setup()
     from django.db import connection
 
-    from audit.chain import append_events, start_session, verify_chain
+    from audit.walk import verify_session
+    from audit.writing import append_events, start_session
 
     agent = common.bench_agent()
     session, _ = start_session(agent, external_ref=f"bench-append-{time.time_ns()}", started_at=common.T0)
@@ -42,7 +43,7 @@ def main() -> None:
     )
     print(f"RSS growth during appends: {common.rss_mb() - rss_before:.1f} MB")
     t = time.perf_counter()
-    summary = verify_chain(session)
+    summary = verify_session(session)
     print(f"verify_chain: {summary.tree_size:,} events verified in {time.perf_counter() - t:.2f} s")
 
 

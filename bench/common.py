@@ -64,7 +64,7 @@ def bench_agent():
 
 def sample_event(i: int, *, start: datetime = T0) -> dict:
     """A realistic mix: mostly redactions, some egress and rehydrations, a rare alert."""
-    from audit.chain import format_ts
+    from audit.timestamps import format_ts
 
     ts = format_ts(start + timedelta(milliseconds=i * 37))
     turn = i // 10
@@ -89,8 +89,8 @@ def sample_event(i: int, *, start: datetime = T0) -> dict:
 
 def build_session(size: int, *, ref: str | None = None, batch: int = 1000, end: bool = True):
     """A session of exactly ``size`` events (including session.started/ended), reused if it already exists."""
-    from audit.chain import append_events, end_session, start_session
     from audit.models import Session
+    from audit.writing import append_events, end_session, start_session
 
     agent = bench_agent()
     ref = ref or f"bench-{size}"

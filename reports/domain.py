@@ -2,7 +2,7 @@
 
 ``build_session_report(session, *, generated_at)`` walks the session's events once, in ``seq`` order, streamed
 from the database (memory does not grow with the log): each stored canonical byte string is re-hashed, its
-``seq``, ``session_id`` and ``prev_hash`` are checked against the chain (``audit.chain.walk_chain``), the RFC 6962
+``seq``, ``session_id`` and ``prev_hash`` are checked against the chain (``audit.walk.walk_session``), the RFC 6962
 root is computed incrementally, and every figure in the report is tallied from those same verified bytes -- never
 from the denormalised counters on ``Session``. If anything does not verify, ``AuditChainBroken`` names the first
 bad seq and no report exists.
@@ -25,16 +25,17 @@ from decimal import Decimal
 from functools import lru_cache
 from itertools import compress
 from operator import attrgetter
-from typing import Any, ClassVar
+from typing import Any
 
 import msgspec
 
-from audit.chain import EVENT_INVALID, ChainLinks, ChainSummary, format_ts, walk_chain
 from audit.errors import AuditChainBroken
-from audit.events import KIND_FIELDS, OPTIONAL_FIELDS, event_alert, field_type
+from audit.events import event_alert
 from audit.models import Session
-from audit.policy import PolicyDoc, parse_policy, policy_sha256
+from audit.policy import PolicyDoc, parse_policy
 from audit.signing import sign_object
+from audit.timestamps import format_ts
+from audit.walk import ONE_BY_ONE, REDACTED, REHYDRATED, ChainSummary, EventView, walk_session
 from masker.ids import new_id
 from reports.models import ReportRecord
 from reports.safe_harbor import CATEGORIES, STATEMENT, SafeHarborMatrix, safe_harbor_matrix
@@ -339,12 +340,27 @@ class BaaChain:
 
 
 @dataclass(frozen=True)
+class Signature:
+    alg: str
+    kid: str
+    sig: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"alg": self.alg, "kid": self.kid, "sig": self.sig}
+
+
+@dataclass(frozen=True)
 class Seal:
+    """The session's seal as signed when it ended. The walk has checked the signature under a published key and
+    that the signed size, root and head are the walked ones (``matches_log``): a report exists only then. The
+    signature is carried so that an offline verifier can check it too: it signs the RFC 8785 bytes of
+    ``{session_id, tree_size, merkle_root_hex, chain_head_hex, sealed_at}``."""
+
     sealed_at: str
     tree_size: int
     merkle_root_hex: str
-    signature_kid: str
-    matches_log: bool
+    chain_head_hex: str
+    signature: Signature
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -352,8 +368,10 @@ class Seal:
             "sealed_at": self.sealed_at,
             "tree_size": self.tree_size,
             "merkle_root_hex": self.merkle_root_hex,
-            "signature_kid": self.signature_kid,
-            "matches_log": self.matches_log,
+            "chain_head_hex": self.chain_head_hex,
+            "signature": self.signature.as_json(),
+            "signature_kid": self.signature.kid,
+            "matches_log": True,
         }
 
 
@@ -362,6 +380,8 @@ OPEN_SEAL = {
     "sealed_at": None,
     "tree_size": None,
     "merkle_root_hex": None,
+    "chain_head_hex": None,
+    "signature": None,
     "signature_kid": None,
     "matches_log": None,
 }
@@ -438,16 +458,6 @@ class Timeline:
             "bucket_size": self.bucket_size,
             "buckets": [bucket.as_json() for bucket in self.buckets],
         }
-
-
-@dataclass(frozen=True)
-class Signature:
-    alg: str
-    kid: str
-    sig: str
-
-    def as_json(self) -> dict[str, str]:
-        return {"alg": self.alg, "kid": self.kid, "sig": self.sig}
 
 
 def verification_section(session_id: str, tree_size: int) -> dict[str, Any]:
@@ -618,39 +628,13 @@ class _TurnHistogram:
         return Timeline(bucket_size=width, buckets=tuple(buckets))
 
 
-class _EventFields(ChainLinks):
-    """The base of ``EventView``: what every event has, and ``get``."""
-
-    def get(self, name: str, default: Any = None) -> Any:
-        """A field by its name, as from a mapping (``audit.events.event_alert`` reads events so)."""
-        return getattr(self, name, default)
-
-
-# The fields of an event the report reads besides ``ChainLinks``, ``kind`` and ``ts``, each typed from the event
-# schema; a field the event's kind does not have is None. The walk decodes every event straight into an
-# ``EventView`` and skips the rest.
-READ_FIELDS = (
-    "turn", "entity_kind", "pass", "action", "hop", "vendor", "baa", "retention_days", "reason", "stage",
-    "luhn_valid", "masked_before_egress", "what", "encrypted", "agent_id", "platform", "upstream_model", "policy",
-    "status", "duration_ms",
-)  # fmt: skip
-EventView = msgspec.defstruct(
-    "EventView",
-    [("kind", str), ("ts", str), *((name, field_type(name) | None, None) for name in READ_FIELDS)],
-    bases=(_EventFields,),
-    module=__name__,
-)
-
-
 @dataclass
 class _Tally:
     """Everything the report counts from the verified events, fed a chunk at a time by ``walk_chain`` (which, for
     a long log, runs it in its checking process: it must stay picklable). Memory: O(distinct vendors and kinds),
     lists capped."""
 
-    redactions: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (entity, pass, action) -> count
     alerts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ALERT_TYPES, 0))
-    kinds: Counter[str] = field(default_factory=Counter)
     rehydration_failures: _Capped = field(default_factory=_Capped)
     leaks: _Capped = field(default_factory=_Capped)
     degraded: _Capped = field(default_factory=_Capped)
@@ -666,35 +650,30 @@ class _Tally:
     started: dict | None = None
     ended: dict | None = None
     last_ts: str = ""
+    # Set from the walk's census once it is done (``count_census``): (entity, pass, action) -> count.
+    redactions: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    rehydrations: int = 0
 
-    event_type: ClassVar[type[ChainLinks]] = EventView
-
-    def add_events(self, events: list[EventView]) -> None:
-        """Tally a verified chunk. Redactions (most of any log) and rehydrations are counted with whole-list
-        operations that run in C, since the kind alone decides; every other event goes through ``_add_one``.
-        Verified bytes that lack a field their kind requires are not a well-formed v1 event: the log cannot back
-        a report."""
-        kinds = list(map(_KIND, events))
-        self.kinds.update(kinds)
-        redacted = list(compress(events, map(_REDACTED.__eq__, kinds)))
-        self.redactions.update(map(_REDACTION_KEY, redacted))
-        if any(None in key for key in self.redactions):  # only this chunk's can: earlier ones were checked
-            raise AuditChainBroken(_first_malformed(events), EVENT_INVALID)
-        for turn, count in Counter(map(_TURN, redacted)).items():
+    def add_events(self, events: list[EventView], kinds: list[str]) -> None:
+        """Tally a verified chunk: redactions and rehydrations (most of any log) come from the walk's census
+        (``count_census``); every other event goes through ``_add_one``."""
+        for event in compress(events, map(ONE_BY_ONE.__contains__, kinds)):
+            self._add_one(event)
+        for turn, count in Counter(map(_TURN, compress(events, map(REDACTED.__eq__, kinds)))).items():
             if turn is not None:
                 self.turns.add(turn, 0, count)
-        for event in compress(events, map(_ONE_BY_ONE.__contains__, kinds)):
-            self._add_one(event)
         self.last_ts = events[-1].ts
 
-    @property
-    def rehydrations(self) -> int:
-        return self.kinds["phi.rehydrated"]
+    def count_census(self, census: Counter) -> None:
+        """Take the redaction and rehydration figures from the walk's census of (kind, entity, pass, action)."""
+        for (kind, entity, pass_, action), count in census.items():
+            if kind == REDACTED:
+                self.redactions[(entity, pass_, action)] = count
+            elif kind == REHYDRATED:
+                self.rehydrations += count
 
     def _add_one(self, event: EventView) -> None:
         kind, seq = event.kind, event.seq
-        if _is_malformed(event):
-            raise AuditChainBroken(seq, EVENT_INVALID)
         alert = event_alert(kind, event)
         if alert is not None:
             self.alerts[alert] = self.alerts.get(alert, 0) + 1
@@ -743,47 +722,14 @@ class _Tally:
         return sum(self.redactions.values())
 
 
-_KIND = attrgetter("kind")
 _TURN = attrgetter("turn")
-_REDACTED = "phi.redacted"
-_REDACTION_KEY = attrgetter("entity_kind", "pass", "action")
-# Kinds whose figures need more than a count by kind: everything but redactions and rehydrations.
-_ONE_BY_ONE = frozenset(KIND_FIELDS) - {"phi.redacted", "phi.rehydrated"}
-# Per kind, the fields the report reads that the kind requires ("kind" first, so the getter always gives a tuple).
-_REQUIRED = {
-    kind: attrgetter("kind", *(f for f in fields if f in READ_FIELDS and f not in OPTIONAL_FIELDS.get(kind, ())))
-    for kind, fields in KIND_FIELDS.items()
-}
-
-
-def _is_malformed(event: EventView) -> bool:
-    """The event lacks a field its kind requires and the tally reads."""
-    required = _REQUIRED.get(event.kind)
-    return required is not None and None in required(event)
-
-
-def _first_malformed(events: list[EventView]) -> int:
-    """The seq of the first malformed event of a verified chunk."""
-    return next((event.seq for event in events if _is_malformed(event)), events[0].seq)
 
 
 def _walk(session: Session) -> tuple[ChainSummary, _Tally]:
     """One streaming pass: verify every event and tally it. Raises ``AuditChainBroken`` at the first bad seq."""
-    summary, tally = walk_chain(session, _Tally())
-    _check_start(session, tally)
+    summary, tally = walk_session(session, _Tally())
+    tally.count_census(summary.census)
     return summary, tally
-
-
-def _check_start(session: Session, tally: _Tally) -> None:
-    """seq 0 must be the session's own ``session.started``, naming its agent and the hash of its policy snapshot:
-    the configuration section prints that snapshot, so it must be the one the log committed to."""
-    started = tally.started
-    if started is None or started["seq"] != 0:
-        raise AuditChainBroken(0, "the log does not start with session.started")
-    if started["agent_id"] != session.agent_id:
-        raise AuditChainBroken(0, "session.started names another agent")
-    if started["policy"]["sha256"] != policy_sha256(session.policy_snapshot):
-        raise AuditChainBroken(0, "the session's policy snapshot does not match the policy hash in the log")
 
 
 @lru_cache(maxsize=128)
@@ -800,16 +746,16 @@ def _sorted_counts(counts: dict[str, int], order: Iterable[str] | None = None) -
 
 
 def _seal(session: Session) -> Seal | None:
-    if not session.is_sealed or not session.seal:
+    """The seal the walk verified (signature and figures), or None for an open session."""
+    if not session.is_sealed:
         return None
     seal = session.seal
-    # finish() has already refused a seal that disagrees with the log; matches_log records that check.
     return Seal(
         sealed_at=seal["sealed_at"],
         tree_size=seal["tree_size"],
         merkle_root_hex=seal["merkle_root_hex"],
-        signature_kid=seal["signature"]["kid"],
-        matches_log=True,
+        chain_head_hex=seal["chain_head_hex"],
+        signature=Signature(**seal["signature"]),
     )
 
 

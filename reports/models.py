@@ -1,14 +1,17 @@
 """The report register: one row per report the service issued (who generated which report is audit evidence).
 
 Append-only like the audit log: the model and its queryset refuse updates and deletes, the admin is read-only,
-and the database refuses UPDATE (and DELETE on PostgreSQL) through triggers installed by migration 0002.
+and the database refuses UPDATE, DELETE and TRUNCATE (``REGISTER_GUARD``, installed by a migration).
 """
 
 from django.db import models
 from django.utils import timezone
 
 from audit.models import AppendOnlyError, Session
+from audit.triggers import Guard
 from masker.models import Account
+
+REGISTER_GUARD = Guard(name="report_record", table="reports_reportrecord", collides="id = NEW.id")
 
 
 class ReportRecordQuerySet(models.QuerySet):
@@ -64,3 +67,12 @@ class ReportRecord(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("the report register is append-only")
+
+    @staticmethod
+    def anchors_of(session_ids: list[str]) -> list[tuple[str, int, str]]:
+        """The distinct (session_id, tree_size, merkle_root_hex) of the reports issued on these sessions: their
+        logs' prefixes must keep those roots (``audit.walk``)."""
+        rows = ReportRecord.objects.filter(session_id__in=session_ids).values_list(
+            "session_id", "tree_size", "merkle_root_hex"
+        )
+        return list(rows.distinct())

@@ -6,13 +6,15 @@ from datetime import UTC, datetime
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 
 from audit import triggers
 from audit.demo import seed_demo
-from audit.models import Agent, AuditEvent, Policy
+from audit.models import Agent, Policy
 from masker.models import Account, Membership
+from reports.models import REGISTER_GUARD
 
 POLICY_YAML = """\
 name: healthcare-default
@@ -98,16 +100,22 @@ def globex_client(seeded) -> Client:
     return _client_for(seeded.other_account)
 
 
+GUARDS = (triggers.EVENTS, triggers.SESSIONS, REGISTER_GUARD)
+
+
 @contextmanager
 def append_only_guard_lifted():
-    """Remove the database's append-only triggers for the duration (tests only: tampering, flushing)."""
+    """Remove the database's guards (events, session rows, report register) for the duration (tests only:
+    tampering, flushing)."""
     _fire_deferred_constraints()
-    triggers.remove(connection)
+    for guard in GUARDS:
+        guard.remove(connection)
     try:
         yield
     finally:
         _fire_deferred_constraints()
-        triggers.install(connection)
+        for guard in GUARDS:
+            guard.install(connection)
 
 
 def _fire_deferred_constraints() -> None:
@@ -117,17 +125,18 @@ def _fire_deferred_constraints() -> None:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
-def wipe_audit_events() -> None:
-    """Empty the event table through the lifted guard, so a transactional test's flush finds nothing to refuse."""
-    with append_only_guard_lifted(), connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {AuditEvent._meta.db_table}")
+def wipe_guarded_tables() -> None:
+    """Flush the database through the lifted guards, so a transactional test's own flush finds nothing to refuse."""
+    with append_only_guard_lifted():
+        call_command("flush", interactive=False, verbosity=0)
 
 
 @pytest.fixture
 def live_db(transactional_db):
-    """``transactional_db`` whose teardown first empties the append-only event table (SPEC §9)."""
+    """``transactional_db`` whose teardown first empties the guarded tables (append-only events, sealed sessions,
+    the report register), which a plain flush may not touch."""
     yield
-    wipe_audit_events()
+    wipe_guarded_tables()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -6,11 +6,11 @@ from audit import triggers
 
 
 def install(apps, schema_editor):
-    triggers.install(schema_editor.connection)
+    triggers.EVENTS.install(schema_editor.connection)
 
 
 def remove(apps, schema_editor):
-    triggers.remove(schema_editor.connection)
+    triggers.EVENTS.remove(schema_editor.connection)
 
 
 class Migration(migrations.Migration):

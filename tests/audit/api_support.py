@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from rest_framework.test import APIClient
 
-from audit.chain import format_ts
+from audit.timestamps import format_ts
 from masker.models import Account, ApiToken
 from tests.conftest import T0
 

@@ -11,8 +11,8 @@ import threading
 import pytest
 from django.db import connection
 
-from audit.chain import verify_chain
 from audit.models import AuditEvent, IdempotencyRecord, Session
+from audit.walk import verify_session
 from tests.audit.api_support import bearer_client, issue_token
 
 CLIENTS, BATCHES, BATCH_SIZE, SHARED_SIZE = 8, 8, 25, 5
@@ -70,7 +70,7 @@ def test_eight_concurrent_api_clients_keep_the_chain_gapless_and_verifiable(live
     assert session.tree_size == total
     seqs = list(AuditEvent.objects.filter(session=session).order_by("seq").values_list("seq", flat=True))
     assert seqs == list(range(total))
-    summary = verify_chain(session)
+    summary = verify_session(session)
     assert (summary.tree_size, summary.merkle_root_hex) == (total, session.merkle_root_hex)
     turns = [json.loads(c)["turn"] for c in AuditEvent.objects.filter(session=session, kind="egress.forwarded")
              .values_list("canonical", flat=True)]  # fmt: skip

@@ -15,8 +15,8 @@ import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.core.management import call_command
 
-from audit.chain import verify_chain
 from audit.models import AuditEvent, Session
+from audit.walk import verify_session
 from tests.audit.api_support import bearer_client, egress, redacted
 
 ZERO = "0" * 64
@@ -103,7 +103,7 @@ def test_proxy_call_end_to_end_root_matches_independent_recomputation(acme, agen
     assert report["audit_integrity"]["tree_size"] == len(rows)
     assert report["audit_integrity"]["chain_head_hex"] == prev
     session = Session.objects.get(pk=session_id)
-    summary = verify_chain(session)
+    summary = verify_session(session)
     assert root == summary.merkle_root_hex == detail["merkle_root_hex"] == ended.json()["merkle_root_hex"]
     assert root == detail["seal"]["merkle_root_hex"] == session.seal["merkle_root_hex"]
     assert detail["tree_size"] == detail["seal"]["tree_size"] == len(rows) == summary.tree_size

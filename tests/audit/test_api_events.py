@@ -5,8 +5,9 @@ import json
 import pytest
 from django.urls import reverse
 
-from audit.chain import start_session
 from audit.models import AuditEvent, IdempotencyRecord, Session
+from audit.signing import signature_verifies
+from audit.writing import start_session
 from tests.audit.api_support import bearer_client, egress, issue_token, mixed_batch, redacted
 from tests.conftest import T0
 
@@ -35,6 +36,7 @@ def test_append_returns_positions_and_hashes_and_no_event_contents(client, sessi
     assert response.status_code == 201
     session.refresh_from_db()
     body = response.json()
+    receipt = body.pop("receipt")
     assert body == {
         "session_id": session.id,
         "appended": 3,
@@ -44,6 +46,11 @@ def test_append_returns_positions_and_hashes_and_no_event_contents(client, sessi
         "chain_head_hex": session.chain_head,
         "merkle_root_hex": session.merkle_root_hex,
     }
+    assert {name: receipt[name] for name in ("session_id", "tree_size", "merkle_root_hex", "chain_head_hex")} == {
+        "session_id": session.id, "tree_size": 4, "merkle_root_hex": session.merkle_root_hex,
+        "chain_head_hex": session.chain_head,
+    }  # fmt: skip
+    assert signature_verifies(receipt)
     stored = [json.loads(c) for c in AuditEvent.objects.filter(session=session).order_by("seq").values_list(
         "canonical", flat=True)]  # fmt: skip
     assert [e["kind"] for e in stored] == ["session.started", "egress.forwarded", "phi.redacted", "phi.redacted"]

@@ -11,8 +11,8 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
-from audit.chain import start_session
 from audit.models import AuditEvent, Session
+from audit.writing import start_session
 from tests.audit.api_support import bearer_client, issue_token, mixed_batch
 from tests.conftest import T0
 

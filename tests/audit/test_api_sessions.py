@@ -6,8 +6,9 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 
-from audit.chain import append_events, end_session, format_ts, start_session
 from audit.models import Agent, AuditEvent, Policy, Session
+from audit.timestamps import format_ts
+from audit.writing import append_events, end_session, start_session
 from tests.audit.api_support import bearer_client, issue_token, mixed_batch
 from tests.conftest import POLICY_YAML, T0
 

@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from audit.chain import start_session
+from audit.writing import start_session
 from masker.models import ApiToken, TokenRateWindow
 from masker.throttling import count_token_request, parse_rate
 from tests.audit.api_support import bearer_client, issue_token, mixed_batch

@@ -9,19 +9,13 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from audit import chain
+from audit import walk
 from audit.canonical import canonical_bytes
-from audit.chain import (
-    ChainWalker,
-    append_events,
-    end_session,
-    iter_canonical_chunks,
-    start_session,
-    verify_chain,
-)
 from audit.errors import AuditChainBroken, SessionEnded
 from audit.merkle import leaf_hash, merkle_root
 from audit.models import AuditEvent
+from audit.walk import ChainWalker, SessionClaims, iter_canonical_chunks, verify_session
+from audit.writing import append_events, end_session, start_session
 from tests.conftest import append_only_guard_lifted
 
 EVENT = {"ts": "2026-05-03T21:14:32.481Z", "kind": "detection.degraded", "turn": 1, "reason": "ner_timeout"}
@@ -45,15 +39,15 @@ def test_start_session_snapshots_policy_and_appends_session_started(agent, polic
 
 
 def test_same_external_ref_returns_the_existing_session(agent):
-    first, created = start_session(agent, external_ref="call-1")
-    again, created_again = start_session(agent, external_ref="call-1")
+    first, created = start_session(agent, external_ref="call-1", started_at=T0)
+    again, created_again = start_session(agent, external_ref="call-1", started_at=T0)
     assert created and not created_again
     assert again.pk == first.pk
     assert AuditEvent.objects.filter(session=first).count() == 1
 
 
 def test_seq_is_gapless_and_links_chain(agent):
-    session, _ = start_session(agent, external_ref="call-1")
+    session, _ = start_session(agent, external_ref="call-1", started_at=T0)
     append_events(session, [EVENT] * 3)
     append_events(session, [EVENT] * 2)
     rows = list(AuditEvent.objects.filter(session=session).order_by("seq"))
@@ -64,7 +58,7 @@ def test_seq_is_gapless_and_links_chain(agent):
 
 
 def test_stored_bytes_are_the_hashed_canonical_bytes(agent):
-    session, _ = start_session(agent, external_ref="call-1")
+    session, _ = start_session(agent, external_ref="call-1", started_at=T0)
     append_events(session, [EVENT])
     for row in AuditEvent.objects.filter(session=session):
         assert canonical_bytes(json.loads(row.canonical)) == row.canonical.encode()
@@ -72,13 +66,13 @@ def test_stored_bytes_are_the_hashed_canonical_bytes(agent):
 
 
 def test_root_from_frontier_equals_root_over_all_events(agent):
-    session, _ = start_session(agent, external_ref="call-1")
+    session, _ = start_session(agent, external_ref="call-1", started_at=T0)
     for size in (1, 2, 5):
         append_events(session, [EVENT] * size)
     hashes = [bytes.fromhex(h) for h in AuditEvent.objects.filter(session=session).order_by("seq")
               .values_list("event_hash", flat=True)]  # fmt: skip
     assert session.merkle_root_hex == merkle_root(hashes).hex()
-    assert verify_chain(session).merkle_root_hex == merkle_root(hashes).hex()
+    assert verify_session(session).merkle_root_hex == merkle_root(hashes).hex()
 
 
 def test_end_session_seals_signs_and_refuses_later_appends(agent):
@@ -87,7 +81,7 @@ def test_end_session_seals_signs_and_refuses_later_appends(agent):
     end_session(session, status="ok", now=datetime(2026, 5, 3, 21, 15, 1, 7000, tzinfo=UTC))
     assert session.is_sealed and session.status == "ok"
     assert session.seal["tree_size"] == 3
-    assert session.seal["merkle_root_hex"] == verify_chain(session).merkle_root_hex
+    assert session.seal["merkle_root_hex"] == verify_session(session).merkle_root_hex
     assert session.seal["signature"]["alg"] == "Ed25519"
     last = json.loads(AuditEvent.objects.get(session=session, seq=2).canonical)
     assert last["kind"] == "session.ended" and last["duration_ms"] == 31007
@@ -101,9 +95,9 @@ def test_end_session_seals_signs_and_refuses_later_appends(agent):
 @pytest.mark.parametrize("pipeline_min", [10**9, 0], ids=["in-process", "pipelined"])
 def test_tampered_event_is_found_at_its_seq(agent, monkeypatch, pipeline_min):
     """In one process, and with the checks in a forked one over chunks of 3 events (the path of a long log)."""
-    monkeypatch.setattr(chain, "PIPELINE_MIN_EVENTS", pipeline_min)
-    monkeypatch.setattr(chain, "CHUNK_EVENTS", 3)
-    session, _ = start_session(agent, external_ref="call-1")
+    monkeypatch.setattr(walk, "PIPELINE_MIN_EVENTS", pipeline_min)
+    monkeypatch.setattr(walk, "CHUNK_EVENTS", 3)
+    session, _ = start_session(agent, external_ref="call-1", started_at=T0)
     append_events(session, [EVENT] * 10)
     with append_only_guard_lifted(), connection.cursor() as cursor:
         cursor.execute(
@@ -112,20 +106,20 @@ def test_tampered_event_is_found_at_its_seq(agent, monkeypatch, pipeline_min):
             [session.id],
         )
     with pytest.raises(AuditChainBroken) as caught:
-        verify_chain(session)
-    assert (caught.value.seq, caught.value.reason) == (7, chain.BYTES_CHANGED)
+        verify_session(session)
+    assert (caught.value.seq, caught.value.reason) == (7, walk.BYTES_CHANGED)
 
 
 def test_verify_chain_command_reports_size_and_root(agent, capsys):
-    session, _ = start_session(agent, external_ref="call-1")
+    session, _ = start_session(agent, external_ref="call-1", started_at=T0)
     append_events(session, [EVENT])
     call_command("verify_chain", session.id)
     out = capsys.readouterr().out
-    assert f"size=2 root={verify_chain(session).merkle_root_hex}" in out
+    assert f"size=2 root={verify_session(session).merkle_root_hex}" in out
 
 
 def test_verify_chain_command_fails_on_tampering_and_unknown_ids(agent):
-    session, _ = start_session(agent, external_ref="call-1")
+    session, _ = start_session(agent, external_ref="call-1", started_at=T0)
     append_events(session, [EVENT] * 2)
     with append_only_guard_lifted(), connection.cursor() as cursor:
         cursor.execute("UPDATE audit_auditevent SET canonical = canonical || ' ' WHERE session_id = %s AND seq = 1",
@@ -136,8 +130,8 @@ def test_verify_chain_command_fails_on_tampering_and_unknown_ids(agent):
         call_command("verify_chain", "sess_nonsense")
 
 
-def _walk_in_chunks(session_id, rows, size):
-    walker = ChainWalker(session_id)
+def _walk_in_chunks(session, rows, size):
+    walker = ChainWalker(SessionClaims.of(session))
     for start in range(0, len(rows), size):
         chunk = rows[start : start + size]
         walker.walk_chunk(chunk, walker.hash_chunk(chunk))
@@ -160,13 +154,13 @@ def _walk_in_chunks(session_id, rows, size):
 )
 @pytest.mark.parametrize("chunk", [1, 3, 1024])
 def test_walker_names_the_first_bad_seq_whatever_the_chunking(agent, mutate, seq, reason, chunk):
-    session, _ = start_session(agent, external_ref="call-1")
+    session, _ = start_session(agent, external_ref="call-1", started_at=T0)
     append_events(session, [EVENT] * 11)
     rows = list(itertools.chain.from_iterable(iter_canonical_chunks(session)))
-    intact = _walk_in_chunks(session.id, rows, chunk)
-    assert (intact.expected_seq, intact.accumulator.root().hex()) == (12, verify_chain(session).merkle_root_hex)
+    intact = _walk_in_chunks(session, rows, chunk)
+    assert (intact.expected_seq, intact.accumulator.root().hex()) == (12, verify_session(session).merkle_root_hex)
     with pytest.raises(AuditChainBroken) as caught:
-        _walk_in_chunks(session.id, mutate(rows), chunk)
+        _walk_in_chunks(session, mutate(rows), chunk)
     assert caught.value.seq == seq
     assert reason in caught.value.reason
 
@@ -174,19 +168,19 @@ def test_walker_names_the_first_bad_seq_whatever_the_chunking(agent, mutate, seq
 @pytest.fixture
 def pipelined(monkeypatch):
     """Walks of any length check in a forked process, over chunks of 3 events: the path of a long log."""
-    monkeypatch.setattr(chain, "PIPELINE_MIN_EVENTS", 0)
-    monkeypatch.setattr(chain, "CHUNK_EVENTS", 3)
+    monkeypatch.setattr(walk, "PIPELINE_MIN_EVENTS", 0)
+    monkeypatch.setattr(walk, "CHUNK_EVENTS", 3)
 
 
 def test_pipelined_walk_agrees_with_the_in_process_walk(agent, pipelined):
-    session, _ = start_session(agent, external_ref="call-1")
+    session, _ = start_session(agent, external_ref="call-1", started_at=T0)
     append_events(session, [EVENT] * 10)
     end_session(session, status="ok")
     hashes = [
         bytes.fromhex(h)
         for h in AuditEvent.objects.filter(session=session).order_by("seq").values_list("event_hash", flat=True)
     ]
-    assert verify_chain(session).merkle_root_hex == merkle_root(hashes).hex() == session.seal["merkle_root_hex"]
+    assert verify_session(session).merkle_root_hex == merkle_root(hashes).hex() == session.seal["merkle_root_hex"]
 
 
 @pytest.mark.parametrize(
@@ -199,16 +193,16 @@ def test_pipelined_walk_agrees_with_the_in_process_walk(agent, pipelined):
          "WHERE session_id = %s AND seq = 4", 4, "not JSON"),
     ],
 )  # fmt: skip
-@pytest.mark.parametrize("pipeline_min_events", [0, chain.PIPELINE_MIN_EVENTS])
+@pytest.mark.parametrize("pipeline_min_events", [0, walk.PIPELINE_MIN_EVENTS])
 def test_altered_logs_are_read_back_as_stored(agent, monkeypatch, sql, seq, reason, pipeline_min_events):
-    monkeypatch.setattr(chain, "CHUNK_EVENTS", 3)
-    monkeypatch.setattr(chain, "PIPELINE_MIN_EVENTS", pipeline_min_events)
-    session, _ = start_session(agent, external_ref="call-1")
+    monkeypatch.setattr(walk, "CHUNK_EVENTS", 3)
+    monkeypatch.setattr(walk, "PIPELINE_MIN_EVENTS", pipeline_min_events)
+    session, _ = start_session(agent, external_ref="call-1", started_at=T0)
     append_events(session, [EVENT] * 10)
     with append_only_guard_lifted(), connection.cursor() as cursor:
         cursor.execute(sql, [session.id])
     with pytest.raises(AuditChainBroken) as caught:
-        verify_chain(session)
+        verify_session(session)
     assert caught.value.seq == seq
     assert reason in caught.value.reason
 
@@ -217,8 +211,8 @@ def test_altered_logs_are_read_back_as_stored(agent, monkeypatch, sql, seq, reas
 def test_a_walk_outside_a_transaction_leaves_none_open(live_db, agent, monkeypatch, tampered):
     # On PostgreSQL the walk reads through a server-side cursor, which needs a transaction: outside one (a script,
     # a management command) it opens its own and ends it, also when it stops early at a break.
-    monkeypatch.setattr(chain, "CHUNK_EVENTS", 3)
-    session, _ = start_session(agent, external_ref="call-1")
+    monkeypatch.setattr(walk, "CHUNK_EVENTS", 3)
+    session, _ = start_session(agent, external_ref="call-1", started_at=T0)
     append_events(session, [EVENT] * 10)
     if tampered:
         with append_only_guard_lifted(), connection.cursor() as cursor:
@@ -226,10 +220,10 @@ def test_a_walk_outside_a_transaction_leaves_none_open(live_db, agent, monkeypat
     assert connection.get_autocommit()
     if tampered:
         with pytest.raises(AuditChainBroken) as caught:
-            verify_chain(session)
+            verify_session(session)
         assert caught.value.seq == 4
     else:
-        assert verify_chain(session).tree_size == 11
+        assert verify_session(session).tree_size == 11
     assert connection.get_autocommit() and not connection.in_atomic_block
     if connection.vendor == "postgresql":
         assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE

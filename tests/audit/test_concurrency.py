@@ -5,8 +5,10 @@ import threading
 import pytest
 from django.db import connection
 
-from audit.chain import append_events, start_session, verify_chain
 from audit.models import AuditEvent, Session
+from audit.walk import verify_session
+from audit.writing import append_events, start_session
+from tests.conftest import T0
 
 WRITERS, EVENTS_EACH = 8, 200
 
@@ -18,7 +20,7 @@ def _event(writer: int, i: int) -> dict:
 
 @pytest.mark.postgres_only
 def test_eight_concurrent_writers_leave_a_gapless_verified_chain(live_db, agent):
-    session, _ = start_session(agent, external_ref="call-concurrent")
+    session, _ = start_session(agent, external_ref="call-concurrent", started_at=T0)
     barrier = threading.Barrier(WRITERS)
     failures: list[BaseException] = []
 
@@ -46,7 +48,7 @@ def test_eight_concurrent_writers_leave_a_gapless_verified_chain(live_db, agent)
     assert list(AuditEvent.objects.filter(session=session).order_by("seq").values_list("seq", flat=True)) == list(
         range(total)
     )
-    summary = verify_chain(session)
+    summary = verify_session(session)
     assert summary.tree_size == total
     assert summary.merkle_root_hex == session.merkle_root_hex
     turns = set(AuditEvent.objects.filter(session=session, kind="egress.forwarded").values_list("turn", flat=True))
@@ -56,7 +58,7 @@ def test_eight_concurrent_writers_leave_a_gapless_verified_chain(live_db, agent)
 @pytest.mark.sqlite_only
 def test_concurrent_writers_on_sqlite_serialise_too(live_db, agent):
     """SQLite's IMMEDIATE transactions serialise writers (select_for_update is a no-op there)."""
-    session, _ = start_session(agent, external_ref="call-concurrent-sqlite")
+    session, _ = start_session(agent, external_ref="call-concurrent-sqlite", started_at=T0)
     errors: list[BaseException] = []
 
     def write(writer: int) -> None:
@@ -75,4 +77,4 @@ def test_concurrent_writers_on_sqlite_serialise_too(live_db, agent):
     for thread in threads:
         thread.join()
     assert errors == []
-    assert verify_chain(Session.objects.get(pk=session.pk)).tree_size == 1 + 4 * 40
+    assert verify_session(Session.objects.get(pk=session.pk)).tree_size == 1 + 4 * 40

@@ -2,10 +2,11 @@
 
 import pytest
 
-from audit.chain import append_events, start_session
 from audit.events import event_errors, field_type, validate_events
 from audit.models import AuditEvent
+from audit.writing import append_events, start_session
 from masker.errors import ValidationFailed
+from tests.conftest import T0
 
 GOOD = {
     "ts": "2026-05-03T21:14:32.481Z",
@@ -77,7 +78,7 @@ def test_free_text_reason_is_rejected():
 
 
 def test_invalid_batch_writes_nothing_and_names_every_bad_index(agent):
-    session, _ = start_session(agent, external_ref="call-1")
+    session, _ = start_session(agent, external_ref="call-1", started_at=T0)
     before = AuditEvent.objects.filter(session=session).count()
     batch = [GOOD, {**GOOD, "value": "555-0100"}, GOOD, {**GOOD, "kind": "nope"}]
     with pytest.raises(ValidationFailed) as caught:
@@ -91,7 +92,7 @@ def test_invalid_batch_writes_nothing_and_names_every_bad_index(agent):
 
 
 def test_empty_or_oversized_batch_is_rejected(agent):
-    session, _ = start_session(agent, external_ref="call-2")
+    session, _ = start_session(agent, external_ref="call-2", started_at=T0)
     with pytest.raises(ValidationFailed):
         append_events(session, [])
     with pytest.raises(ValidationFailed):

@@ -10,10 +10,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from drf_spectacular.generators import SchemaGenerator
 
-from audit.chain import append_events, end_session, start_session
 from audit.export import ExportRange, iter_event_lines
 from audit.models import AuditEvent
 from audit.signing import jwks
+from audit.writing import append_events, end_session, start_session
 from tests.audit.api_support import bearer_client, issue_token, mixed_batch
 from tests.audit.verify_support import download, ref_leaf, ref_mth, ref_path, ref_subproof
 from tests.conftest import T0
@@ -273,6 +273,7 @@ def test_proofs_are_tenant_scoped_and_need_sessions_read(acme, bob_client, sessi
     assert reader.get(f"/api/v1/sessions/{session.id}/{path}").status_code == 200
 
 
+@pytest.mark.tampers
 def test_proof_over_a_log_missing_rows_is_refused(alice_client, session):
     from tests.conftest import append_only_guard_lifted
 

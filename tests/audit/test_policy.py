@@ -3,11 +3,11 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from audit.chain import start_session
 from audit.models import Policy
 from audit.policy import parse_policy
+from audit.writing import start_session
 from masker.errors import ValidationFailed
-from tests.conftest import POLICY_YAML
+from tests.conftest import POLICY_YAML, T0
 
 
 def test_valid_policy_parses():
@@ -50,7 +50,7 @@ def test_policy_is_immutable_once_saved(policy):
 
 
 def test_session_keeps_its_snapshot_after_a_new_policy_version(agent, acme):
-    session, _ = start_session(agent, external_ref="call-1")
+    session, _ = start_session(agent, external_ref="call-1", started_at=T0)
     new = Policy.objects.create(account=acme, name="healthcare-default", version=4,
                                 yaml_text=POLICY_YAML.replace("version: 3", "version: 4"))  # fmt: skip
     agent.policy = new
@@ -58,5 +58,5 @@ def test_session_keeps_its_snapshot_after_a_new_policy_version(agent, acme):
     session.refresh_from_db()
     assert session.policy_version == 3
     assert session.policy_snapshot == POLICY_YAML
-    later, _ = start_session(agent, external_ref="call-2")
+    later, _ = start_session(agent, external_ref="call-2", started_at=T0)
     assert later.policy_version == 4

@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from audit.chain import append_events, start_session
+from audit.writing import append_events, start_session
 from masker.wsgi import application
 from tests.audit.api_support import issue_token, mixed_batch
 from tests.conftest import T0

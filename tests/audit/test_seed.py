@@ -3,9 +3,9 @@
 import pytest
 from django.core.management import call_command
 
-from audit.chain import verify_chain
 from audit.demo import seed_demo
 from audit.models import AuditEvent, Session
+from audit.walk import verify_session
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +18,7 @@ def test_seed_is_idempotent_and_every_chain_verifies():
     assert [s.pk for s in again.sessions] == [s.pk for s in data.sessions]
     assert len(data.sessions) >= 5
     for session in Session.objects.all():
-        summary = verify_chain(session)
+        summary = verify_session(session)
         assert summary.tree_size == session.tree_size
         if session.is_sealed:
             assert session.seal["merkle_root_hex"] == summary.merkle_root_hex

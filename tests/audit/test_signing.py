@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from audit import signing
-from audit.chain import append_events, end_session, start_session
+from audit.writing import append_events, end_session, start_session
 from tests.audit.api_support import redacted
 from tests.conftest import T0
 

@@ -17,9 +17,10 @@ from django.core.management import call_command
 from pypdf import PdfReader, PdfWriter
 
 from audit import signing, verify
-from audit.chain import append_events, end_session
 from audit.events import EVENT_KINDS
 from audit.events import event_alert as service_event_alert
+from audit.timestamps import format_ts
+from audit.writing import append_events, end_session
 from tests.audit.api_support import mixed_batch
 from tests.audit.verify_support import (
     Evidence,
@@ -31,7 +32,6 @@ from tests.audit.verify_support import (
     run_verifier_process,
     write_lines,
 )
-from tests.conftest import T0
 
 
 @pytest.fixture
@@ -170,6 +170,7 @@ def test_changing_a_field_that_is_no_figure_fails_the_signature(evidence, tmp_pa
 
 def test_report_signed_by_an_unknown_key_fails(seeded, acme_client, tmp_path, settings):
     published = fetch_evidence(acme_client, seeded.sessions[0].id, tmp_path / "published")
+    signing.retire_public_key(signing.current_key().public_key)  # the seals it signed keep verifying
     rogue = Ed25519PrivateKey.generate()
     settings.MASKER_SIGNING_KEY = rogue.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -332,8 +333,9 @@ def test_events_converted_to_crlf_fail_with_a_hint(evidence, tmp_path):
 def test_a_mid_call_report_verifies_against_a_later_longer_export(seeded, acme_client, tmp_path):
     live = seeded.sessions[5]  # call-live-0006: still open
     before = fetch_evidence(acme_client, live.id, tmp_path / "before")
-    append_events(live, mixed_batch(1, 4))
-    end_session(live, status="ok", now=T0 + timedelta(days=400))
+    later = [dict(event, ts=format_ts(live.started_at + timedelta(seconds=60))) for event in mixed_batch(1, 4)]
+    append_events(live, later)
+    end_session(live, status="ok", now=live.started_at + timedelta(minutes=2))
     after = fetch_evidence(acme_client, live.id, tmp_path / "after")
     code, out = run_verifier("report", before.report, "--events", after.events, "--keys", after.keys)
     assert code == 0, out

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
-from audit.chain import append_events, end_session, start_session
+from audit.writing import append_events, end_session, start_session
 from tests.audit.api_support import mixed_batch
 from tests.audit.verify_support import (
     download,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from audit.chain import verify_chain
 from audit.demo import DEMO_EMAIL, DEMO_PASSWORD, OTHER_EMAIL, OTHER_PASSWORD, seed_demo
+from audit.walk import verify_session
 
 pytestmark = pytest.mark.browser
 
@@ -67,7 +67,7 @@ def _pdf_text(path: Path) -> str:
 def test_demo_user_downloads_pdf_and_json_with_the_same_root_then_signs_out(live_server, chromium, tmp_path):
     demo = seed_demo()
     session = next(s for s in demo.sessions if s.external_ref == "call-intake-0001")
-    expected_root = verify_chain(session).merkle_root_hex
+    expected_root = verify_session(session).merkle_root_hex
     base = live_server.url
     recorded = RecordedContext(chromium.launch(), base, LAPTOP)
     page = recorded.page

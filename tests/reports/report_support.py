@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from jsonschema import Draft202012Validator
 from pypdf import PdfReader
 
-from audit.chain import format_ts
 from audit.signing import jwks
+from audit.timestamps import format_ts
 from reports.views import SCHEMA_FILE
 from tests.conftest import T0
 

@@ -11,9 +11,9 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from audit.chain import verify_chain
 from audit.errors import AuditChainBroken
 from audit.models import AuditEvent, Session
+from audit.walk import verify_session
 from tests.conftest import append_only_guard_lifted
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +37,7 @@ def _tamper(session: Session, seq: int) -> int:
         cursor.execute(f"UPDATE {AuditEvent._meta.db_table} SET canonical = canonical || ' ' "
                        "WHERE session_id = %s AND seq = %s", [session.id, seq])  # fmt: skip
     with pytest.raises(AuditChainBroken) as caught:
-        verify_chain(session)
+        verify_session(session)
     return caught.value.seq
 
 
@@ -98,7 +98,7 @@ def test_verify_chain_action_reports_each_selected_session(staff_client, seeded)
     assert response.status_code == 200
     messages = [str(m) for m in response.context["messages"]]
     for session in sessions:
-        root = verify_chain(session).merkle_root_hex
+        root = verify_session(session).merkle_root_hex
         assert f"{session.id}: verified, {session.tree_size} events, root {root}" in messages
 
 
@@ -120,7 +120,7 @@ def test_verify_chain_action_flags_a_tampered_session(staff_client, seeded):
 def test_session_admin_shows_the_verified_root_and_links_to_both_report_downloads(staff_client, seeded):
     session = seeded.sessions[0]
     page = staff_client.get(_admin_url(Session, "change", session.pk)).content.decode()
-    assert verify_chain(session).merkle_root_hex in page
+    assert verify_session(session).merkle_root_hex in page
     report_url = reverse("reports:session-report", args=[session.id])
     assert f'href="{report_url}?format=json">Download JSON</a>' in page
     assert f'href="{report_url}?format=pdf">Download PDF</a>' in page

@@ -6,8 +6,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from audit.chain import append_events, end_session, format_ts, start_session
 from audit.models import Agent
+from audit.timestamps import format_ts
+from audit.writing import append_events, end_session, start_session
 
 pytestmark = pytest.mark.django_db
 

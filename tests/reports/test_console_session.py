@@ -6,9 +6,9 @@ import pytest
 from django.apps import apps
 from django.db import connection
 
-from audit.chain import verify_chain
 from audit.errors import AuditChainBroken
 from audit.models import AuditEvent
+from audit.walk import verify_session
 from tests.conftest import append_only_guard_lifted
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +36,7 @@ def _row(html: str, key: str) -> str:
 
 def test_session_page_shows_the_verified_root_tree_size_and_chain_status(acme_client, seeded):
     session = _by_ref(seeded, "call-intake-0001")
-    summary = verify_chain(session)
+    summary = verify_session(session)
     html = _html(acme_client, session)
     assert f'<code class="break" id="merkle-root">{summary.merkle_root_hex}</code>' in html
     assert f"<dt>Tree size</dt><dd>{summary.tree_size} events</dd>" in html
@@ -153,7 +153,7 @@ def test_a_broken_chain_shows_a_banner_with_the_first_bad_seq_and_no_figures(acm
             [session.id],
         )
     with pytest.raises(AuditChainBroken) as caught:
-        verify_chain(session)
+        verify_session(session)
     response = acme_client.get(f"/sessions/{session.id}/")
     assert response.status_code == 409
     html = response.content.decode()

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.contrib.auth import get_user_model
 
-from audit.chain import start_session
 from audit.models import Agent, Session
+from audit.writing import start_session
 from reports.console import AGENTS_PER_PAGE, RECENT_SESSIONS_PER_AGENT, SESSIONS_PER_PAGE, format_duration
 
 pytestmark = pytest.mark.django_db

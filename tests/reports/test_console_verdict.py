@@ -44,7 +44,8 @@ def test_leak_call_opens_with_a_red_banner_linking_each_alert_and_no_green_banne
 def test_a_call_whose_only_alert_is_degraded_detection_is_amber(acme_client, seeded):
     from datetime import timedelta
 
-    from audit.chain import append_events, end_session, format_ts, start_session
+    from audit.timestamps import format_ts
+    from audit.writing import append_events, end_session, start_session
     from tests.conftest import T0
 
     session, _ = start_session(seeded.sessions[0].agent, external_ref="amber-call", started_at=T0)

@@ -7,7 +7,7 @@ import re
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.chain import verify_chain
+from audit.walk import verify_session
 from reports.domain import build_session_report, sign_report
 from reports.rendering import SECTION_TITLES, render_report_json, render_report_pdf
 from tests.reports.report_support import (
@@ -39,7 +39,7 @@ def test_json_and_pdf_of_every_seeded_session_agree(seeded, client):
         document = json.loads(json_response.content)
         assert schema_errors(document) == []
         report = document["report"]
-        root = verify_chain(session).merkle_root_hex
+        root = verify_session(session).merkle_root_hex
         assert report["merkle_root_hex"] == root
 
         pdf = pdf_response.content

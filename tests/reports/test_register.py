@@ -33,11 +33,24 @@ def test_database_refuses_update_of_the_register(record):
     assert ReportRecord.objects.get(pk=record.pk).tree_size == record.tree_size
 
 
-@pytest.mark.postgres_only
-def test_postgres_refuses_delete_from_the_register(record):
+def test_database_refuses_delete_from_the_register(record):
     with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("DELETE FROM reports_reportrecord WHERE id = %s", [record.id])
     assert ReportRecord.objects.filter(pk=record.pk).exists()
+
+
+@pytest.mark.postgres_only
+def test_postgres_refuses_truncate_of_the_register(record):
+    with pytest.raises(DatabaseError, match="guarded"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE; TRUNCATE reports_reportrecord")
+    assert ReportRecord.objects.filter(pk=record.pk).exists()
+
+
+@pytest.mark.sqlite_only
+def test_sqlite_refuses_insert_or_replace_in_the_register(record):
+    with pytest.raises(DatabaseError, match="guarded"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("INSERT OR REPLACE INTO reports_reportrecord SELECT * FROM reports_reportrecord")
+    assert ReportRecord.objects.get(pk=record.pk).format == record.format
 
 
 def test_register_is_read_only_in_the_admin(record, client):

@@ -7,8 +7,9 @@ import pytest
 from weasyprint import HTML
 from weasyprint.urls import FatalURLFetchingError
 
-from audit.chain import append_events, format_ts, start_session
 from audit.models import Session
+from audit.timestamps import format_ts
+from audit.writing import append_events, start_session
 from masker.errors import ReportGenerationFailed
 from reports.domain import build_session_report, sign_report
 from reports.rendering import (

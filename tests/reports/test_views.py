@@ -10,13 +10,14 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.chain import append_events, start_session, verify_chain
 from audit.demo import DEMO_EMAIL, HEALTHCARE_DEFAULT
 from audit.models import Agent, AuditEvent, Policy
+from audit.walk import verify_session
+from audit.writing import append_events, start_session
 from masker.middleware import RequestIDLogFilter
 from masker.models import ApiToken, Membership
 from reports.models import ReportRecord
-from tests.conftest import append_only_guard_lifted
+from tests.conftest import T0, append_only_guard_lifted
 from tests.reports.report_support import (
     AUDIO_FORWARDED,
     AUDIO_NOT_KEPT,
@@ -111,6 +112,7 @@ def test_format_is_checked_before_the_lookup(seeded, acme_client):
     assert response.json()["error"]["code"] == "invalid_format"
 
 
+@pytest.mark.tampers
 def test_tampered_chain_is_409_naming_the_first_bad_seq(seeded, acme_client, caplog):
     session = seeded.sessions[0]
     with append_only_guard_lifted(), connection.cursor() as cursor:
@@ -160,7 +162,7 @@ def test_json_report_response(seeded, acme_client):
     assert response["Cache-Control"] == "no-store"
     assert response["X-Request-ID"].startswith("req_")
     report = json.loads(response.content)["report"]
-    assert report["merkle_root_hex"] == verify_chain(session).merkle_root_hex
+    assert report["merkle_root_hex"] == verify_session(session).merkle_root_hex
     assert report["session_id"] == session.id
 
 
@@ -231,7 +233,7 @@ def test_report_queries_are_bounded_whatever_the_log_size(seeded, acme_client, d
     small = seeded.sessions[5]  # the live call: still open
     with django_assert_max_num_queries(12):
         assert acme_client.get(report_url(small.id)).status_code == 200
-    append_events(small, many_events(900))
+    append_events(small, many_events(900, start=small.started_at))
     with django_assert_max_num_queries(12):
         assert acme_client.get(report_url(small.id)).json()["report"]["summary"]["total_events"] == 902
 
@@ -272,7 +274,7 @@ def test_safe_harbor_matrix_through_the_endpoint(seeded, acme_client, policy_tex
     )
     agent = Agent.objects.create(account=seeded.account, name=f"Agent {policy.name} {policy.version}",
                                  platform="vapi", upstream_model="m", policy=policy)  # fmt: skip
-    session, _ = start_session(agent, external_ref="call-matrix")
+    session, _ = start_session(agent, external_ref="call-matrix", started_at=T0)
     report = acme_client.get(report_url(session.id)).json()["report"]
     assert report["safe_harbor_coverage"] == expected
     assert list(report["safe_harbor_coverage"]) == list(FULL_DEFAULT)
