@@ -173,6 +173,13 @@ def sign_pdf(pdf: bytes, *, reason: str) -> bytes:
         location="Masker Compliance",
         use_pades_lta=False,
     )
+    signer, timestamper = pdf_signer(), _timestamper()
+    # Reserving the signature's room up front spares pyHanko a dry-run signature to measure it (half the cost):
+    # the certificates it embeds, the signature and signed attributes, and a timestamp token with its chain.
+    certificates = sum(len(cert.dump()) for cert in (signer.signing_cert, *signer.cert_registry))
+    reserved = 4096 + certificates + (16384 if timestamper else 0)
     output = io.BytesIO()
-    signers.PdfSigner(meta, signer=pdf_signer(), timestamper=_timestamper()).sign_pdf(writer, output=output)
+    signers.PdfSigner(meta, signer=signer, timestamper=timestamper).sign_pdf(
+        writer, bytes_reserved=reserved, output=output
+    )
     return output.getvalue()
