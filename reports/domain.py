@@ -597,13 +597,11 @@ class _TurnHistogram:
         self.counts: dict[int, list[int]] = {}  # bucket (turn // width) -> one count per TIMELINE_COLUMNS
 
     def add(self, turn: int, column: int, n: int = 1) -> None:
-        if self.first is None or turn < self.first:
-            self.first = turn
-        if self.last is None or turn > self.last:
-            self.last = turn
+        first = self.first = turn if self.first is None else min(self.first, turn)
+        last = self.last = turn if self.last is None else max(self.last, turn)
         row = self.counts.get(turn // self.width)
         if row is None:
-            while self.last // self.width - self.first // self.width >= TIMELINE_BUCKETS:
+            while last // self.width - first // self.width >= TIMELINE_BUCKETS:
                 self._widen()
             row = self.counts.setdefault(turn // self.width, [0] * len(TIMELINE_COLUMNS))
         row[column] += n
