@@ -177,7 +177,9 @@ def sign_pdf(pdf: bytes, *, reason: str) -> bytes:
     # Reserving the signature's room up front spares pyHanko a dry-run signature to measure it (half the cost):
     # the certificates it embeds, the signature and signed attributes, and a timestamp token with its chain.
     certificates = sum(len(cert.dump()) for cert in (signer.signing_cert, *signer.cert_registry))
-    reserved = 4096 + certificates + (16384 if timestamper else 0)
+    needed = 4096 + certificates + (16384 if timestamper else 0)
+    reserved = -(-needed // 512) * 512  # pyHanko needs an even count: round up to whole 512-byte blocks
+
     output = io.BytesIO()
     signers.PdfSigner(meta, signer=signer, timestamper=timestamper).sign_pdf(
         writer, bytes_reserved=reserved, output=output

@@ -25,7 +25,7 @@ from pyhanko_certvalidator import ValidationContext
 from weasyprint import HTML
 
 from reports.domain import build_session_report, sign_report
-from reports.pdf_signing import pdf_signing_certificate_pem, sign_pdf
+from reports.pdf_signing import pdf_signer, pdf_signing_certificate_pem, sign_pdf
 from reports.rendering import render_report_html, render_report_json, render_report_pdf
 from tests.reports.report_support import pdf_attachments, pdf_reader, verify_report_signature
 
@@ -129,3 +129,21 @@ def test_with_a_timestamping_authority_the_signature_carries_a_trusted_time(seed
     assert status.timestamp_validity is not None  # PAdES B-T
     assert status.timestamp_validity.intact and status.timestamp_validity.valid and status.timestamp_validity.trusted
     assert abs(status.timestamp_validity.timestamp - datetime.now(UTC)) < timedelta(minutes=5)
+
+
+def test_signing_works_whatever_the_length_of_the_certificate(settings, tmp_path):
+    # The room reserved for the signature depends on the certificates' length; an odd length must still sign.
+    lengths = set()
+    for attempt in range(40):
+        settings.MASKER_KEYS_DIR = tmp_path / str(attempt)
+        signer = pdf_signer()
+        length = len(signer.signing_cert.dump())
+        if length % 2 in lengths:
+            continue
+        lengths.add(length % 2)
+        signed = sign_pdf(HTML(string="<p>report</p>").write_pdf(pdf_variant="pdf/a-3b"), reason="parity")
+        (embedded_signature,) = PdfFileReader(io.BytesIO(signed)).embedded_signatures
+        assert validate_pdf_signature(embedded_signature, _trusting_the_service()).intact
+        if lengths == {0, 1}:
+            return
+    pytest.fail(f"no certificate of each parity in 40 tries: {lengths}")
