@@ -45,8 +45,14 @@ endef
 system-deps-run:
 	$(call apt_install,$(RUN_PACKAGES))
 
+# The tests also need npm, which installs axe-core for the accessibility tests (into var/node, on first run).
 system-deps:
 	$(call apt_install,$(TEST_PACKAGES))
+	@command -v npm >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq npm >/dev/null; \
+	}
 
 # A development configuration, written once and never overwritten: DEBUG on and a secret of this machine's own.
 # Settings read it, so every manage.py command of the README works as written.

@@ -224,6 +224,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MASKER_MAX_BODY_BYTES", 2 * 1024 * 1024)
 MASKER_SIGNING_KEY = os.environ.get("MASKER_SIGNING_KEY", "")
 MASKER_SIGNING_KEY_FILE = os.environ.get("MASKER_SIGNING_KEY_FILE", "")
 MASKER_KEYS_DIR = Path(os.environ.get("MASKER_KEYS_DIR", VAR_DIR / "keys"))
+# PAdES signature on report PDFs: a PEM key and its certificate chain (development: created in MASKER_KEYS_DIR);
+# an RFC 3161 timestamping authority adds a trusted signing time (PAdES B-T).
+MASKER_PDF_SIGNING_KEY_FILE = os.environ.get("MASKER_PDF_SIGNING_KEY_FILE", "")
+MASKER_PDF_SIGNING_CERT_FILE = os.environ.get("MASKER_PDF_SIGNING_CERT_FILE", "")
+MASKER_TSA_URL = os.environ.get("MASKER_TSA_URL", "")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -12,4 +12,6 @@ urlpatterns = [
     path("sessions/", console.session_list, name="sessions"),
     path("sessions/<str:session_id>/", console.session_detail, name="session"),
     path("agents/", console.agent_list, name="agents"),
+    path("reports/", console.report_list, name="reports"),
+    path("reports.csv", console.report_list_csv, name="reports-csv"),
 ]

@@ -51,6 +51,8 @@ ALERT_TYPES = ("rehydration_failed", "leak_detected", "non_baa_egress", "card_no
 PASSES = ("regex", "ner", "diarize")
 ACTIONS = ("tokenize", "redact", "passthrough")
 PAYLOAD_KINDS = ("request", "masked", "response")
+TIMELINE_BUCKETS = 200  # at most this many buckets of turns in the timeline; wider calls share buckets
+TIMELINE_COLUMNS = ("redactions", "egress", "alerts")
 
 KEYS_URL = "/api/v1/keys"
 
@@ -182,14 +184,15 @@ class SafeHarbor:
 
 @dataclass(frozen=True)
 class Item:
-    """One listed occurrence (an alert) at its seq: ``fields`` are the event's own, in report order."""
+    """One listed occurrence (an alert) at its seq and time: ``fields`` are the event's own, in report order."""
 
     seq: int
     turn: int | None
+    ts: str
     fields: tuple[tuple[str, Any], ...] = ()
 
     def as_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "turn": self.turn, **dict(self.fields)}
+        return {"seq": self.seq, "turn": self.turn, "ts": self.ts, **dict(self.fields)}
 
 
 @dataclass(frozen=True)
@@ -414,6 +417,49 @@ class PolicyRef:
         return {"name": self.name, "version": self.version, "sha256": self.sha256}
 
 
+@dataclass(frozen=True)
+class TurnBucket:
+    from_turn: int
+    to_turn: int
+    redactions: int
+    egress: int
+    alerts: int
+
+    def as_json(self) -> dict[str, int]:
+        return {
+            "from_turn": self.from_turn,
+            "to_turn": self.to_turn,
+            "redactions": self.redactions,
+            "egress": self.egress,
+            "alerts": self.alerts,
+        }
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Redactions, egress events and alerts per turn: consecutive buckets of ``bucket_size`` turns from the first
+    turn logged to the last (empty buckets included), at most ``TIMELINE_BUCKETS`` of them."""
+
+    bucket_size: int
+    buckets: tuple[TurnBucket, ...]
+
+    @property
+    def first_turn(self) -> int | None:
+        return self.buckets[0].from_turn if self.buckets else None
+
+    @property
+    def last_turn(self) -> int | None:
+        return self.buckets[-1].to_turn if self.buckets else None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "first_turn": self.first_turn,
+            "last_turn": self.last_turn,
+            "bucket_size": self.bucket_size,
+            "buckets": [bucket.as_json() for bucket in self.buckets],
+        }
+
+
 def verification_section(session_id: str, tree_size: int) -> dict[str, Any]:
     events_url = f"/api/v1/sessions/{session_id}/events"
     return {
@@ -466,6 +512,7 @@ class SessionReport:
     policy_snapshot: str
     policy: PolicyRef
     upstream_model: str
+    timeline: Timeline = Timeline(bucket_size=1, buckets=())
     signature: Signature | None = None
     scope: str = SCOPE
     schema: str = SCHEMA
@@ -502,6 +549,7 @@ class SessionReport:
             "policy": self.policy.as_json(),
             "upstream_model": self.upstream_model,
             "verification": verification_section(self.session_id, self.tree_size),
+            "timeline": self.timeline.as_json(),
         }
         if self.signature is not None:
             body["signature"] = self.signature.as_json()
@@ -526,13 +574,56 @@ class _Capped:
         self.count = 0
         self.items: list[Item] = []
 
-    def add(self, seq: int, turn: int | None, *fields: tuple[str, Any]) -> None:
+    def add(self, event: "EventView", *fields: tuple[str, Any]) -> None:
         self.count += 1
         if len(self.items) < LIST_LIMIT:
-            self.items.append(Item(seq=seq, turn=turn, fields=fields))
+            self.items.append(Item(seq=event.seq, turn=event.turn, ts=event.ts, fields=fields))
 
     def freeze(self) -> Listing:
         return Listing(count=self.count, items=tuple(self.items))
+
+
+class _TurnHistogram:
+    """Counts per turn in buckets of ``width`` turns (a power of two). When the turns seen span more than
+    ``TIMELINE_BUCKETS`` buckets, the width doubles and neighbouring buckets merge, so memory is bounded whatever
+    the log, and the final width depends only on the first and last turn (not on the order events came in)."""
+
+    __slots__ = ("counts", "first", "last", "width")
+
+    def __init__(self) -> None:
+        self.width = 1
+        self.first: int | None = None
+        self.last: int | None = None
+        self.counts: dict[int, list[int]] = {}  # bucket (turn // width) -> one count per TIMELINE_COLUMNS
+
+    def add(self, turn: int, column: int, n: int = 1) -> None:
+        first = self.first = turn if self.first is None else min(self.first, turn)
+        last = self.last = turn if self.last is None else max(self.last, turn)
+        row = self.counts.get(turn // self.width)
+        if row is None:
+            while last // self.width - first // self.width >= TIMELINE_BUCKETS:
+                self._widen()
+            row = self.counts.setdefault(turn // self.width, [0] * len(TIMELINE_COLUMNS))
+        row[column] += n
+
+    def _widen(self) -> None:
+        self.width *= 2
+        merged: dict[int, list[int]] = {}
+        for key, row in self.counts.items():
+            into = merged.setdefault(key // 2, [0] * len(TIMELINE_COLUMNS))
+            for i, n in enumerate(row):
+                into[i] += n
+        self.counts = merged
+
+    def freeze(self) -> Timeline:
+        if self.first is None or self.last is None:
+            return Timeline(bucket_size=1, buckets=())
+        width, empty = self.width, [0] * len(TIMELINE_COLUMNS)
+        buckets = []
+        for key in range(self.first // width, self.last // width + 1):
+            counts = self.counts.get(key, empty)
+            buckets.append(TurnBucket(max(key * width, self.first), min((key + 1) * width - 1, self.last), *counts))
+        return Timeline(bucket_size=width, buckets=tuple(buckets))
 
 
 @dataclass
@@ -555,6 +646,7 @@ class _Tally:
     baa_alerts: _Capped = field(default_factory=_Capped)
     payloads: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PAYLOAD_KINDS, 0))
     payloads_unencrypted: int = 0
+    turns: _TurnHistogram = field(default_factory=_TurnHistogram)
     started: dict | None = None
     ended: dict | None = None
     last_ts: str = ""
@@ -569,6 +661,9 @@ class _Tally:
             self._add_one(event)
         if EGRESS in kinds:
             self._add_egress(list(compress(events, map(EGRESS.__eq__, kinds))))
+        for turn, count in Counter(map(_TURN, compress(events, map(REDACTED.__eq__, kinds)))).items():
+            if turn is not None:
+                self.turns.add(turn, 0, count)
         self.last_ts = events[-1].ts
 
     def count_census(self, census: Counter) -> None:
@@ -586,6 +681,8 @@ class _Tally:
     def _add_egress(self, egress: list[EventView]) -> None:
         """Egress hops of a chunk: counted by the census; only a hop's first use and non-BAA hops (alerts) need a
         look at single events."""
+        for turn, count in Counter(map(_TURN, egress)).items():
+            self.turns.add(turn, 1, count)
         keys = set(map(_HOP_KEY, egress))
         if keys <= self.hops.keys() and all(key[2] for key in keys):
             return
@@ -596,26 +693,28 @@ class _Tally:
             alert = event_alert(EGRESS, event)
             if alert is not None:
                 self.alerts[alert] = self.alerts.get(alert, 0) + 1
-                self.baa_alerts.add(event.seq, event.turn, ("hop", key[0]), ("vendor", key[1]),
-                                    ("retention_days", key[3]))  # fmt: skip
+                self.turns.add(event.turn, 2)
+                self.baa_alerts.add(event, ("hop", key[0]), ("vendor", key[1]), ("retention_days", key[3]))
 
     def _add_one(self, event: EventView) -> None:
-        kind, seq = event.kind, event.seq
+        kind = event.kind
         alert = event_alert(kind, event)
         if alert is not None:
             self.alerts[alert] = self.alerts.get(alert, 0) + 1
+            if event.turn is not None:
+                self.turns.add(event.turn, 2)
         if kind == "phi.rehydration_failed":
-            self.rehydration_failures.add(seq, event.turn, ("entity_kind", event.entity_kind), ("reason", event.reason))
+            self.rehydration_failures.add(event, ("entity_kind", event.entity_kind), ("reason", event.reason))
         elif kind == "leak.detected":
-            self.leaks.add(seq, event.turn, ("entity_kind", event.entity_kind), ("stage", event.stage))
+            self.leaks.add(event, ("entity_kind", event.entity_kind), ("stage", event.stage))
         elif kind == "pci.card_detected":
             self.cards += 1
             self.cards_luhn_valid += event.luhn_valid
             self.cards_masked += event.masked_before_egress
             if alert is not None:
-                self.card_alerts.add(seq, event.turn, ("luhn_valid", event.luhn_valid), ("action", event.action))
+                self.card_alerts.add(event, ("luhn_valid", event.luhn_valid), ("action", event.action))
         elif kind == "detection.degraded":
-            self.degraded.add(seq, event.turn, ("reason", event.reason))
+            self.degraded.add(event, ("reason", event.reason))
         elif kind == "payload.persisted":
             self.payloads[event.what] += 1
             self.payloads_unencrypted += not event.encrypted
@@ -641,6 +740,7 @@ _HOP_KEY = attrgetter("hop", "vendor", "baa", "retention_days")
 # Kinds the tally reads event by event: all but redactions, rehydrations and egress hops (most of any log), which
 # the walk's census counts.
 _ONE_BY_ONE = frozenset(KIND_FIELDS) - {REDACTED, REHYDRATED, EGRESS}
+_TURN = attrgetter("turn")
 
 
 def _walk(session: Session) -> tuple[ChainSummary, _Tally]:
@@ -774,6 +874,7 @@ def build_session_report(session: Session, *, generated_at: datetime) -> Session
             name=started["policy"]["name"], version=started["policy"]["version"], sha256=started["policy"]["sha256"]
         ),
         upstream_model=started["upstream_model"],
+        timeline=tally.turns.freeze(),
     )
 
 
