@@ -30,7 +30,7 @@ from django.views.decorators.http import require_http_methods
 from audit.errors import AuditChainBroken, SessionNotFound
 from audit.identifiers import EXTERNAL_REF
 from audit.models import Agent, Session
-from masker.models import Account, account_of
+from masker.models import Account, ApiToken, Membership, account_of
 from masker.throttling import login_retry_after
 from reports.charts import timeline_svg
 from reports.domain import build_session_report
