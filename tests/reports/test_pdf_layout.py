@@ -24,11 +24,12 @@ TOP, BOTTOM = 20 * MM, 18 * MM
 TOLERANCE = 0.5  # pt: glyph boxes may overhang their advance by a hair
 MIN_LINES = 10  # a page with fewer lines of body text is "near empty"
 
+# As long as a vendor slug may be (audit.identifiers: 48 characters, five words), with the "-<n>" the rows add.
 LONG_VENDORS = [
-    "speech-recognition-europe-west-enterprise-transcription-gateway-01",
-    "large-language-model-inference-platform.frankfurt-region/zero-retention-tier",
-    "tts.voice-synthesis-partner.example-with-a-very-long-hostname.eu",
-    "telephony-carrier-with-an-unusually-long-registered-business-name-incorporated",
+    "speechrecognitionservice-europewest-enterpris",
+    "largelanguagemodelinference-frankfurt-zeroret",
+    "voicesynthesispartner-examplewithlonghostname",
+    "telephonycarrierwithunusuallylongname-incorp",
 ]
 
 
@@ -54,7 +55,7 @@ def _stress_session(agent) -> Session:
                        "retention_days": turn % 400})  # fmt: skip
         if turn % 7 == 0:
             events.append({"ts": ts, "kind": "phi.rehydration_failed", "turn": turn, "entity_kind": kind,
-                           "reason": "token_not_returned_by_the_upstream_model"})  # fmt: skip
+                           "reason": "token_not_returned_upstream"})  # fmt: skip
             events.append({"ts": ts, "kind": "leak.detected", "turn": turn, "entity_kind": kind, "stage": "response"})
             events.append({"ts": ts, "kind": "detection.degraded", "turn": turn, "reason": "ner_timeout"})
             events.append({"ts": ts, "kind": "pci.card_detected", "turn": turn, "luhn_valid": True,
