@@ -17,7 +17,7 @@ from audit.events import END_STATUSES, EVENT_KINDS, SERVER_KINDS, input_event_sc
 from audit.models import Agent, Session
 from audit.timestamps import format_ts
 from masker.errors import ValidationFailed
-from masker.query import QuerySerializer
+from masker.query import QuerySerializer, StrictSerializer
 
 MAX_BATCH_EVENTS = 1000
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")
@@ -87,19 +87,6 @@ class StrictCharField(serializers.CharField):
 
 class StrictRegexField(StrictCharField, serializers.RegexField):
     pass
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses fields it does not declare (named only when the name is a plain identifier)."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, Mapping):
-            unknown = sorted(str(key) for key in set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError(
-                    {(name if _SAFE_NAME.match(name) else "<unexpected field>"): ["unknown field"] for name in unknown}
-                )
-        return super().to_internal_value(data)
 
 
 def raise_invalid(serializer: serializers.Serializer) -> None:

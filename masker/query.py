@@ -1,5 +1,6 @@
-"""Query strings are checked as strictly as bodies: an unknown parameter or a repeated single-valued one is a 400
-``validation_failed`` naming it, never silently ignored (a misspelt filter would otherwise return the whole list)."""
+"""Strict inputs. Query strings are checked as strictly as bodies: an unknown parameter or a repeated single-valued
+one is a 400 ``validation_failed`` naming it, never silently ignored (a misspelt filter would otherwise return the
+whole list); a body field a serializer does not declare is refused the same way."""
 
 import re
 from collections.abc import Iterable, Mapping
@@ -34,4 +35,17 @@ class QuerySerializer(serializers.Serializer):
     def to_internal_value(self, data):
         if hasattr(data, "getlist"):
             check_query_params(data, self.fields)
+        return super().to_internal_value(data)
+
+
+class StrictSerializer(serializers.Serializer):
+    """A body serializer that refuses fields it does not declare (named only when the name is a plain identifier)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            unknown = sorted(str(key) for key in set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {(name if _SAFE_NAME.match(name) else "<unexpected field>"): ["unknown field"] for name in unknown}
+                )
         return super().to_internal_value(data)

@@ -23,6 +23,7 @@ from masker.errors import (
     json_error,
     log_database_unavailable,
 )
+from masker.query import StrictSerializer
 from masker.schema import error_responses, response_header
 from masker.throttling import login_retry_after
 
@@ -84,7 +85,7 @@ def readyz(request):
     return JsonResponse({"status": "ready"})
 
 
-class LoginSerializer(serializers.Serializer):
+class LoginSerializer(StrictSerializer):
     email = serializers.EmailField(max_length=254)
     password = serializers.CharField(max_length=256, trim_whitespace=False)
 

@@ -20,9 +20,8 @@ _N = r"(\d+(?:\.\d+)?)"
 PRINTED_FIGURES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
         "executive summary figures",
-        rf"(?<![\d.]){_N}sessions?{_N}auditevents{_N}redactions{_N}%safeharborcoverage{_N}alerts",
+        rf"(?<![\d.]){_N}auditevents{_N}redactions{_N}%safeharborcoverage{_N}alerts",
         (
-            "summary.total_sessions",
             "summary.total_events",
             "summary.total_redactions",
             "summary.coverage_percent",

@@ -359,7 +359,7 @@ def test_the_pdf_check_prints_one_line_per_comparison(seeded, acme_client, tmp_p
         "shows the attached report's report id rep_",
         "shows the attached report's merkle_root_hex",
         "pdf: the pages show the attached report's signature.sig",
-        "pdf: printed executive summary figures match the attached report (summary.total_sessions 1, ",
+        "pdf: printed executive summary figures match the attached report (summary.total_events ",
         "pdf: printed Safe Harbor coverage match the attached report (safe_harbor.coverage_percent ",
         "pdf: printed redaction total (section 8) match the attached report",
     ):
