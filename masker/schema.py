@@ -26,6 +26,7 @@ _DESCRIPTIONS = {
     404: "not found (unknown, malformed or another account's id)",
     409: "audit_chain_broken or session_ended",
     413: "payload_too_large",
+    422: "window_too_large (a period report's window holds too many events: use a report run)",
     429: "rate_limited (see Retry-After)",
     500: "report_generation_failed or internal_error",
 }

@@ -181,14 +181,21 @@ class SafeHarbor:
 
 @dataclass(frozen=True)
 class Item:
-    """One listed occurrence (an alert) at its seq: ``fields`` are the event's own, in report order."""
+    """One listed occurrence (an alert) at its seq: ``fields`` are the event's own, in report order. ``ts`` and
+    ``session_id`` say where it happened; a session report, of one session, leaves them out (``as_json``), a
+    period report lists them (``as_period_json``)."""
 
     seq: int
     turn: int | None
     fields: tuple[tuple[str, Any], ...] = ()
+    ts: str = ""
+    session_id: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return {"seq": self.seq, "turn": self.turn, **dict(self.fields)}
+
+    def as_period_json(self) -> dict[str, Any]:
+        return {"session_id": self.session_id, "seq": self.seq, "turn": self.turn, "ts": self.ts, **dict(self.fields)}
 
 
 @dataclass(frozen=True)
@@ -525,10 +532,17 @@ class _Capped:
         self.count = 0
         self.items: list[Item] = []
 
-    def add(self, seq: int, turn: int | None, *fields: tuple[str, Any]) -> None:
+    def add(self, event: EventView, *fields: tuple[str, Any]) -> None:
         self.count += 1
         if len(self.items) < LIST_LIMIT:
-            self.items.append(Item(seq=seq, turn=turn, fields=fields))
+            self.items.append(Item(seq=event.seq, turn=event.turn, fields=fields, ts=event.ts))
+
+    def extend(self, other: "_Capped", session_id: str) -> None:
+        """Add another list's items, as occurring in ``session_id``, and its count."""
+        self.count += other.count
+        room = LIST_LIMIT - len(self.items)
+        if room > 0:
+            self.items.extend(replace(item, session_id=session_id) for item in other.items[:room])
 
     def freeze(self) -> Listing:
         return Listing(count=self.count, items=tuple(self.items))
@@ -587,19 +601,19 @@ class _Tally:
             else:
                 hop[0] += 1
             if alert is not None:
-                self.baa_alerts.add(seq, event.turn, ("hop", key[0]), ("vendor", key[1]), ("retention_days", key[3]))
+                self.baa_alerts.add(event, ("hop", key[0]), ("vendor", key[1]), ("retention_days", key[3]))
         elif kind == "phi.rehydration_failed":
-            self.rehydration_failures.add(seq, event.turn, ("entity_kind", event.entity_kind), ("reason", event.reason))
+            self.rehydration_failures.add(event, ("entity_kind", event.entity_kind), ("reason", event.reason))
         elif kind == "leak.detected":
-            self.leaks.add(seq, event.turn, ("entity_kind", event.entity_kind), ("stage", event.stage))
+            self.leaks.add(event, ("entity_kind", event.entity_kind), ("stage", event.stage))
         elif kind == "pci.card_detected":
             self.cards += 1
             self.cards_luhn_valid += event.luhn_valid
             self.cards_masked += event.masked_before_egress
             if alert is not None:
-                self.card_alerts.add(seq, event.turn, ("luhn_valid", event.luhn_valid), ("action", event.action))
+                self.card_alerts.add(event, ("luhn_valid", event.luhn_valid), ("action", event.action))
         elif kind == "detection.degraded":
-            self.degraded.add(seq, event.turn, ("reason", event.reason))
+            self.degraded.add(event, ("reason", event.reason))
         elif kind == "payload.persisted":
             self.payloads[event.what] += 1
             self.payloads_unencrypted += not event.encrypted
