@@ -443,9 +443,7 @@ def _report_of(
     sections = {
         "cover": {
             "account": {"id": account.id, "name": account.name},
-            "agent": None
-            if agent is None
-            else {"id": agent.id, "name": agent.name, "platform": agent.platform, "upstream_model": agent.upstream_model},
+            "agent": None if agent is None else _agent_json(agent),
             "time_window": {"from": window.from_text, "to": window.to_text},
             "agents": agent_rows,
         },
@@ -551,6 +549,10 @@ def _report_of(
     )
 
 
+def _agent_json(agent: Agent) -> dict[str, Any]:
+    return {"id": agent.id, "name": agent.name, "platform": agent.platform, "upstream_model": agent.upstream_model}
+
+
 def _items(capped: _Capped) -> list[dict[str, Any]]:
     return [item.as_period_json() for item in capped.items]
 
@@ -559,21 +561,19 @@ def _verification(scope: str, window: Window) -> dict[str, Any]:
     return {
         "merkle_root": (
             "merkle_root_hex is the RFC 9162 Merkle tree hash over the sessions listed in `sessions`, in that order "
-            "(session-id order): leaf i is SHA-256(0x00 || RFC 8785 bytes of {\"merkle_root_hex\", \"session_id\", "
-            "\"tree_size\"} of the i-th session); an empty window's root is SHA-256 of the empty string."
+            '(session-id order): leaf i is SHA-256(0x00 || RFC 8785 bytes of {"merkle_root_hex", "session_id", '
+            '"tree_size"} of the i-th session); an empty window\'s root is SHA-256 of the empty string.'
         ),
         "sessions": (
             "Each session's merkle_root_hex is the RFC 9162 root over its first tree_size events: download them "
             "(/api/v1/sessions/{session_id}/events) and recompute it as for a session report. A session listed "
-            "with integrity \"broken\" has no verified root (null)."
+            'with integrity "broken" has no verified root (null).'
         ),
         "signature": (
             f"Fetch the public keys ({KEYS_URL}) and check the Ed25519 signature over the RFC 8785 bytes of this "
             "report object without its signature field."
         ),
-        "offline_verifier": (
-            "python -m audit.verify_period masker-report.json --events-dir exports/ --keys keys.json"
-        ),
+        "offline_verifier": ("python -m audit.verify_period masker-report.json --events-dir exports/ --keys keys.json"),
         "urls": {"keys": KEYS_URL, "events": "/api/v1/sessions/{session_id}/events"},
         "scope": (
             f"Every session of {'one agent' if scope == 'agent' else 'the account'} that started in "

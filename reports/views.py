@@ -225,7 +225,8 @@ class PeriodReportView(APIView):
 
 _PERIOD_RESPONSES = {
     (200, "application/json"): OpenApiResponse(
-        response=report_openapi_schema("period_report"), description="The signed period report (Masker Audit Schema v1)."
+        response=report_openapi_schema("period_report"),
+        description="The signed period report (Masker Audit Schema v1).",
     ),
     (200, "application/pdf"): OpenApiResponse(
         response=OpenApiTypes.BINARY, description="The PDF/A-3b period report, with the JSON report attached."
