@@ -4,7 +4,7 @@ period root recomputed independently, broken sessions listed, the API's statuses
 import hashlib
 import json
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import rfc8785
@@ -13,17 +13,26 @@ from django.test import Client
 from django.urls import reverse
 
 from audit import walk
-from audit.models import Agent, AuditEvent, Policy
+from audit.models import Agent, AuditEvent
 from audit.timestamps import format_ts
 from audit.verify_period import period_leaf_bytes
-from audit.writing import append_events, end_session, start_session
-from masker.models import Account, ApiToken, Membership
+from masker.models import ApiToken
 from reports.domain import build_session_report
 from reports.models import ReportRecord
 from reports.period import Window, build_period_report, parse_window, render_period_json, sign_period_report
 from reports.period_rendering import PDF_SESSION_LIMIT, render_period_pdf
 from tests.audit.verify_support import ref_leaf, ref_mth
-from tests.conftest import POLICY_YAML, _member, append_only_guard_lifted
+from tests.conftest import append_only_guard_lifted
+from tests.reports.period_support import (
+    ACCOUNT_URL,
+    FROM,
+    NOW,
+    RANGE,
+    TO,
+    WINDOW,
+    World,
+    _tamper,
+)
 from tests.reports.report_support import (
     REPORT_ID,
     pdf_attachments,
@@ -32,81 +41,6 @@ from tests.reports.report_support import (
     schema_errors,
     verify_report_signature,
 )
-
-FROM = datetime(2026, 3, 1, tzinfo=UTC)
-TO = datetime(2026, 4, 1, tzinfo=UTC)
-WINDOW = Window(FROM, TO)
-NOW = datetime(2026, 4, 2, 12, 0, tzinfo=UTC)
-POLICY_V4 = POLICY_YAML.replace("version: 3", "version: 4").replace("IP_ADDRESS: {enabled: true, action: redact}", "")
-
-
-def _events(start: datetime, n: int, *, alerts: bool) -> list[dict]:
-    out = []
-    for i in range(n):
-        ts, turn = format_ts(start + timedelta(seconds=1 + i)), i // 3
-        if i % 3 == 0:
-            out.append({"ts": ts, "kind": "phi.redacted", "turn": turn, "pass": "ner" if i % 2 else "regex",
-                        "entity_kind": "NAME" if i % 2 else "PHONE", "span": [0, 5], "action": "tokenize",
-                        "token_kind": "MSKV1", "kid": "K"})  # fmt: skip
-        elif i % 3 == 1:
-            baa = not (alerts and i == 4)
-            vendor, days = ("openai", 0) if baa else ("cheapllm", 30)
-            out.append({"ts": ts, "kind": "egress.forwarded", "turn": turn, "hop": "llm", "vendor": vendor,
-                        "baa": baa, "retention_days": days})  # fmt: skip
-        elif alerts and i == 5:
-            out.append({"ts": ts, "kind": "leak.detected", "turn": turn, "entity_kind": "PHONE", "stage": "egress"})
-        else:
-            out.append({"ts": ts, "kind": "phi.rehydrated", "turn": turn, "entity_kind": "NAME", "token_kind": "MSKV1"})
-    return out
-
-
-def _call(agent: Agent, ref: str, start: datetime, n: int = 9, *, alerts: bool = False, end: bool = True):
-    session, _ = start_session(agent, external_ref=ref, started_at=start)
-    append_events(session, _events(start, n, alerts=alerts), now=start + timedelta(minutes=1))
-    if end:
-        end_session(session, status="ok", now=start + timedelta(minutes=2))
-    session.refresh_from_db()
-    return session
-
-
-class World:
-    """Acme Health with three agents and sessions in and out of the window (edges included); Globex with one."""
-
-    def __init__(self) -> None:
-        self.account = Account.objects.create(name="Acme Health")
-        _member("alice@acme.test", self.account)
-        v3 = Policy.objects.create(account=self.account, name="healthcare-default", version=3, yaml_text=POLICY_YAML)
-        v4 = Policy.objects.create(account=self.account, name="healthcare-default", version=4, yaml_text=POLICY_V4)
-        self.intake = Agent.objects.create(account=self.account, name="Intake", platform="vapi", upstream_model="m1",
-                                           policy=v3)  # fmt: skip
-        self.billing = Agent.objects.create(account=self.account, name="Billing", platform="retell",
-                                            upstream_model="m2", policy=v3)  # fmt: skip
-        self.triage = Agent.objects.create(account=self.account, name="Triage", platform="vapi", upstream_model="m3",
-                                           policy=v4)  # fmt: skip
-        self.inside = [
-            _call(self.intake, "at-from", FROM),  # exactly at `from`: in
-            _call(self.intake, "mid-1", FROM + timedelta(days=3), alerts=True),
-            _call(self.billing, "mid-2", FROM + timedelta(days=10), 12),
-            _call(self.billing, "open", FROM + timedelta(days=11), 6, end=False),
-            _call(self.triage, "mid-3", FROM + timedelta(days=20), alerts=True),
-            _call(self.triage, "last-ms", TO - timedelta(milliseconds=1), 3),
-        ]
-        self.outside = [
-            _call(self.intake, "before", FROM - timedelta(milliseconds=1)),
-            _call(self.billing, "at-to", TO),  # exactly at `to`: out
-            _call(self.triage, "later", TO + timedelta(days=2)),
-        ]
-        self.other = Account.objects.create(name="Globex Clinic")
-        _member("bob@globex.test", self.other)
-        policy = Policy.objects.create(account=self.other, name="healthcare-default", version=3, yaml_text=POLICY_YAML)
-        self.other_agent = Agent.objects.create(account=self.other, name="Front desk", platform="vapi",
-                                                upstream_model="m", policy=policy)  # fmt: skip
-        self.other_session = _call(self.other_agent, "globex-1", FROM + timedelta(days=1))
-
-    def client(self, account: Account | None = None) -> Client:
-        client = Client()
-        client.force_login(Membership.objects.filter(account=account or self.account).first().user)
-        return client
 
 
 @pytest.fixture
@@ -264,14 +198,6 @@ def test_period_leaf_bytes_are_rfc8785(session_id, root, size):
     assert period_leaf_bytes(session_id, size, root) == expected
 
 
-def _tamper(session, seq: int) -> None:
-    """Change one stored event's bytes behind the lifted guards (what someone with database access could do)."""
-    event = AuditEvent.objects.get(session=session, seq=seq)
-    altered = event.canonical.replace('"turn":', '"turn": ', 1) if seq else event.canonical.replace("vapi", "vapX")
-    with append_only_guard_lifted(), connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {AuditEvent._meta.db_table} SET canonical = %s WHERE id = %s", [altered, event.id])
-
-
 @pytest.mark.parametrize("pipelined", [False, True])
 def test_tampered_session_is_listed_broken_and_fails_the_verdict(world, monkeypatch, pipelined):
     if pipelined:
@@ -365,10 +291,6 @@ def test_a_window_of_366_days_is_accepted():
 
 def agent_url(agent_id: str) -> str:
     return reverse("reports:agent-report", args=[agent_id])
-
-
-ACCOUNT_URL = "/api/v1/reports"
-RANGE = {"from": "2026-03-01T00:00:00Z", "to": "2026-04-01T00:00:00Z"}
 
 
 def _error(response, status: int, code: str) -> dict:
