@@ -18,9 +18,10 @@ of the i-th session, leaf hash SHA-256(0x00 || bytes), RFC 6962 tree (``audit.ve
 verifier runs too); an empty window's root is SHA-256("").
 """
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -90,15 +91,26 @@ class Window:
         return format_ts(self.end)
 
 
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+FIRST_YEAR, LAST_YEAR = 1970, 9998  # beyond these a window is a typo, and event times have four-digit years
+
+
 def _parse_moment(name: str, value: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None or "T" not in value.upper():
+    moment = None
+    if _RFC3339.fullmatch(value):
+        try:  # fromisoformat takes at most 6 fractional digits; RFC 3339 allows more
+            moment = datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", value.upper()))
+        except ValueError:  # e.g. February 30th
+            moment = None
+    if moment is None:
         raise ValidationFailed(
             f"'{name}' must be an RFC 3339 date-time with a time zone, e.g. 2026-05-01T00:00:00Z.",
             details={name: "not an RFC 3339 date-time"},
+        )
+    if not FIRST_YEAR <= moment.astimezone(UTC).year <= LAST_YEAR:
+        raise ValidationFailed(
+            f"'{name}' must lie between the years {FIRST_YEAR} and {LAST_YEAR}.",
+            details={name: "out of range"},
         )
     return moment
 

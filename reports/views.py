@@ -2,7 +2,9 @@
 
 The report view authenticates (cookie or bearer token with ``reports:read``), checks ``format``, looks the session
 up scoped to the caller's account, then builds, signs, renders and records the report. That order is the
-contract: 401 before 400 before 404. Errors are raised, never built here (masker.errors renders them).
+contract: 401 before 400 before 404. The period reports (an agent's, the account's) look the agent up first, so
+another account's agent is 404 whatever the query; then unknown parameters, the format and the window are 400.
+Errors are raised, never built here (masker.errors renders them).
 """
 
 import copy
@@ -197,6 +199,9 @@ class PeriodReportView(APIView):
     content_negotiation_class = IgnoreFormatNegotiation
 
     def period_report(self, request, agent_id: str | None) -> HttpResponse:
+        # Tenancy first: another account's agent is 404 whatever the parameters.
+        account = request_account(request)
+        agent = Agent.objects.get_visible(account, agent_id) if agent_id is not None else None
         unknown = sorted(set(request.query_params) - set(PERIOD_PARAMETERS))
         if unknown:
             raise ValidationFailed(
@@ -208,8 +213,6 @@ class PeriodReportView(APIView):
             raise InvalidFormat("format must be 'json' or 'pdf'.", details={"allowed": list(FORMATS)})
         now = timezone.now()
         window = parse_window(request.query_params.get("from"), request.query_params.get("to"), now=now)
-        account = request_account(request)
-        agent = Agent.objects.get_visible(account, agent_id) if agent_id is not None else None
         report = sign_period_report(build_period_report(account, agent=agent, window=window, generated_at=now))
         body = render_period_pdf(report) if report_format == "pdf" else render_period_json(report)
         record_period_report(report, report_format=report_format, generated_by=actor_of(request))

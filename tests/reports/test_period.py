@@ -272,6 +272,10 @@ def test_window_defaults_to_the_last_30_days():
         ("2026-03-01", "2026-03-02T00:00:00Z"),  # a date, not a date-time
         ("2026-03-01T00:00:00", "2026-03-02T00:00:00Z"),  # no time zone
         ("yesterday", None),
+        ("0238-06-20T03:29:06Z", "0238-07-20T03:29:06Z"),  # a year before 1970
+        (None, "0001-01-05T00:00:00Z"),  # no default window before year 1
+        ("2026-W09-1T00:00:00Z", None),  # ISO 8601, not RFC 3339
+        ("2026-02-30T00:00:00Z", "2026-03-02T00:00:00Z"),
     ],
 )
 def test_bad_windows_are_refused(start, end):
@@ -284,6 +288,12 @@ def test_bad_windows_are_refused(start, end):
 def test_a_window_of_366_days_is_accepted():
     window = parse_window("2026-01-01T00:00:00Z", "2027-01-02T00:00:00+00:00", now=NOW)
     assert window.end - window.start == timedelta(days=366)
+
+
+def test_offsets_and_fractions_are_rfc3339():
+    window = parse_window("2026-03-01t02:00:00.123456789+02:00", "2026-03-02T00:00:00z", now=NOW)
+    assert window.start == FROM + timedelta(microseconds=123456)
+    assert window.end == FROM + timedelta(days=1)
 
 
 # --- the API --------------------------------------------------------------------------------------------------------
