@@ -8,26 +8,8 @@ from audit.errors import AgentNotFound, SessionNotFound
 from audit.events import ZERO_HASH
 from audit.policy import parse_policy, policy_sha256
 from masker.errors import NotFound
-from masker.ids import id_factory, is_valid_id
-from masker.models import Account
-
-
-class TenantQuerySet(models.QuerySet):
-    def visible_to(self, account: Account | None):
-        """Only the given account's rows (None sees nothing): every tenant lookup goes through here."""
-        if account is None:
-            return self.none()
-        return self.filter(account=account)
-
-    def get_visible(self, account: Account | None, public_id: str):
-        """One row by public id, scoped to the account; raises the model's not-found error (a 404 with its code)
-        for unknown, malformed and other accounts' ids alike, so ids do not leak."""
-        model = self.model
-        if is_valid_id(model.ID_PREFIX, public_id):
-            found = self.visible_to(account).filter(pk=public_id).first()
-            if found is not None:
-                return found
-        raise model.NotFound()
+from masker.ids import id_factory
+from masker.models import Account, AppendOnlyModel, AppendOnlyQuerySet, TenantQuerySet
 
 
 class Policy(models.Model):
@@ -164,24 +146,7 @@ class Session(models.Model):
         return MerkleAccumulator.from_frontier(self.tree_size, self.merkle_frontier).root().hex()
 
 
-class AppendOnlyError(Exception):
-    """Raised on any attempt to change or delete an audit event through the ORM."""
-
-
-class AuditEventQuerySet(models.QuerySet):
-    """Bulk ORM writes other than insert are refused, like single-row ones."""
-
-    def update(self, **kwargs):
-        raise AppendOnlyError("audit events are append-only")
-
-    def delete(self):
-        raise AppendOnlyError("audit events are append-only")
-
-    def bulk_update(self, *args, **kwargs):
-        raise AppendOnlyError("audit events are append-only")
-
-
-class AuditEvent(models.Model):
+class AuditEvent(AppendOnlyModel):
     """One event of a session's chain. Written once by ``append_events``; never updated, never deleted.
 
     ``canonical`` holds the RFC 8785 bytes exactly as hashed (text, never jsonb: jsonb would reorder keys).
@@ -200,7 +165,7 @@ class AuditEvent(models.Model):
     event_hash = models.CharField(max_length=64)
     prev_hash = models.CharField(max_length=64)
 
-    objects = AuditEventQuerySet.as_manager()
+    objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -211,14 +176,6 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session_id}#{self.seq} {self.kind}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise AppendOnlyError("audit events are append-only")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise AppendOnlyError("audit events are append-only")
 
 
 class IdempotencyRecord(models.Model):

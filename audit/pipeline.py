@@ -11,6 +11,7 @@ tells the checker's walker that the following chunks belong to the next session 
 import ctypes
 import fcntl
 import multiprocessing
+import os
 from collections.abc import Iterable
 from contextlib import suppress
 from typing import Any
@@ -22,8 +23,12 @@ NEXT_SESSION: list[bytes] = []
 
 
 def can_fork() -> bool:
-    """A daemonic process (a multiprocessing worker) may not start children; elsewhere than POSIX there is no fork."""
-    return "fork" in multiprocessing.get_all_start_methods() and not multiprocessing.current_process().daemon
+    """Whether a two-process walk can help: it needs a second core to run on (this process may be pinned to one),
+    ``fork`` (POSIX), and a process allowed to start children (a multiprocessing worker is daemonic and is not)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return (
+        cores > 1 and "fork" in multiprocessing.get_all_start_methods() and not multiprocessing.current_process().daemon
+    )
 
 
 def walk_pipelined(walker: Any, chunks: Iterable[list[bytes]], tally: Any) -> tuple[Any, Any]:

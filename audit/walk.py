@@ -64,6 +64,7 @@ CHUNK_EVENTS = 512
 PIPELINE_MIN_EVENTS = 65_536
 
 STARTED, ENDED, REDACTED, REHYDRATED = "session.started", "session.ended", "phi.redacted", "phi.rehydrated"
+EGRESS = "egress.forwarded"
 
 
 # --- what an event is, to a walk ------------------------------------------------------------------------------------
@@ -99,22 +100,34 @@ EventView = msgspec.defstruct(
 
 _KIND = operator.attrgetter("kind")
 _TS = operator.attrgetter("ts")
+_TURN = operator.attrgetter("turn")
 _LINK_FIELDS = operator.attrgetter("seq", "session_id", "prev_hash")
-# What a walk counts of every event, whatever the caller: (kind, entity_kind, pass, action). Reports read their
-# redaction and rehydration figures from these counts, so those events need no step of their own.
-_CENSUS_KEY = operator.attrgetter("kind", "entity_kind", "pass", "action")
-# Kinds whose fields are checked event by event: all but redactions and rehydrations (most of any log), whose read
-# fields are checked on the census keys instead.
-ONE_BY_ONE = frozenset(KIND_FIELDS) - {REDACTED, REHYDRATED}
-# Per kind, the fields reports read that the kind requires ("kind" first, so the getter always gives a tuple).
-_REQUIRED = {
-    kind: operator.attrgetter(
-        "kind", *(f for f in fields if f in READ_FIELDS and f not in OPTIONAL_FIELDS.get(kind, ()))
-    )
-    for kind, fields in KIND_FIELDS.items()
+# What a walk counts of every event, whatever the caller: the kind and the fields that tell redactions,
+# rehydrations and egress hops apart. Reports read those figures from these counts, so the events most of any log
+# consists of need no Python step of their own; and the required fields among these are checked on the distinct
+# keys, not event by event.
+CENSUS_FIELDS = ("kind", "entity_kind", "pass", "action", "hop", "vendor", "baa", "retention_days")
+_CENSUS_KEY = operator.attrgetter(*CENSUS_FIELDS)
+
+
+def _required(kind: str) -> list[str]:
+    """The fields of ``kind`` that reports read and the kind requires."""
+    optional = OPTIONAL_FIELDS.get(kind, ())
+    return [name for name in KIND_FIELDS[kind] if name in READ_FIELDS and name not in optional]
+
+
+# Per kind, the census positions it requires.
+_CENSUS_REQUIRED = {
+    kind: tuple(i for i, name in enumerate(CENSUS_FIELDS) if name in _required(kind)) for kind in KIND_FIELDS
 }
-# The census positions each counted kind requires (entity_kind, pass, action for redactions; entity_kind else).
-_CENSUS_REQUIRED = {REDACTED: (1, 2, 3), REHYDRATED: (1,)}
+# Kinds that require a turn, checked for the whole chunk at once.
+_TURN_KINDS = frozenset(kind for kind in KIND_FIELDS if "turn" in _required(kind))
+# Kinds with a required field the census and the turn check do not cover: rare (starts, ends, alerts, payloads,
+# cards), checked event by event.
+_REST = {
+    kind: [name for name in _required(kind) if name not in CENSUS_FIELDS and name != "turn"] for kind in KIND_FIELDS
+}
+_REQUIRED_REST = {kind: operator.attrgetter("kind", *fields) for kind, fields in _REST.items() if fields}
 
 
 @cache
@@ -250,9 +263,10 @@ class ChainWalker:
         census.update(map(_CENSUS_KEY, events))
         if len(census) != known and _census_malformed(census):
             raise AuditChainBroken(_first_malformed(events), EVENT_INVALID)
-        for event in compress(events, map(ONE_BY_ONE.__contains__, kinds)):
-            required = _REQUIRED.get(event.kind)
-            if required is None or None in required(event):
+        if None in compress(map(_TURN, events), map(_TURN_KINDS.__contains__, kinds)):
+            raise AuditChainBroken(_first_malformed(events), EVENT_INVALID)
+        for event in compress(events, map(_REQUIRED_REST.__contains__, kinds)):
+            if None in _REQUIRED_REST[event.kind](event):
                 raise AuditChainBroken(event.seq, EVENT_INVALID)
         if min(map(_TS, events)) < self.earliest:
             early = next(event.seq for event in events if event.ts < self.earliest)

@@ -7,7 +7,56 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from masker.ids import id_factory
+from masker.ids import id_factory, is_valid_id
+
+
+class TenantQuerySet(models.QuerySet):
+    """Every tenant lookup goes through here. The model declares ``ID_PREFIX`` and ``NotFound`` (its 404 error)."""
+
+    def visible_to(self, account: "Account | None"):
+        """Only the given account's rows (None sees nothing)."""
+        if account is None:
+            return self.none()
+        return self.filter(account=account)
+
+    def get_visible(self, account: "Account | None", public_id: str):
+        """One row by public id, scoped to the account; raises the model's not-found error (a 404 with its code)
+        for unknown, malformed and other accounts' ids alike, so ids do not leak."""
+        model = self.model
+        if is_valid_id(model.ID_PREFIX, public_id):
+            found = self.visible_to(account).filter(pk=public_id).first()
+            if found is not None:
+                return found
+        raise model.NotFound()
+
+
+class AppendOnlyError(Exception):
+    """Raised on any attempt to change or delete a row of an append-only model through the ORM."""
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    """Bulk ORM writes other than insert are refused, like single-row ones (``AppendOnlyModel``)."""
+
+    def _refuse(self, *args, **kwargs):
+        raise AppendOnlyError(f"{self.model._meta.verbose_name_plural} are append-only")
+
+    update = delete = bulk_update = _refuse
+
+
+class AppendOnlyModel(models.Model):
+    """A model whose rows are written once and never changed or deleted through the ORM. The database refuses too
+    (``audit.triggers``), and the admin shows such models read-only."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError(f"{self._meta.verbose_name_plural} are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError(f"{self._meta.verbose_name_plural} are append-only")
 
 
 class Account(models.Model):

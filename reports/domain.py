@@ -24,17 +24,18 @@ from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 from itertools import compress
+from operator import attrgetter
 from typing import Any
 
 import msgspec
 
 from audit.errors import AuditChainBroken
-from audit.events import event_alert
+from audit.events import KIND_FIELDS, event_alert
 from audit.models import Session
 from audit.policy import PolicyDoc, parse_policy
 from audit.signing import sign_object
 from audit.timestamps import format_ts
-from audit.walk import ONE_BY_ONE, REDACTED, REHYDRATED, ChainSummary, EventView, walk_session
+from audit.walk import EGRESS, REDACTED, REHYDRATED, ChainSummary, EventView, walk_session
 from masker.ids import new_id
 from reports.models import ReportRecord
 from reports.safe_harbor import CATEGORIES, STATEMENT, SafeHarborMatrix, safe_harbor_matrix
@@ -562,7 +563,9 @@ class _Tally:
     cards_luhn_valid: int = 0
     cards_masked: int = 0
     card_alerts: _Capped = field(default_factory=_Capped)
-    hops: dict[tuple[str, str, bool, int], list[int]] = field(default_factory=dict)  # key -> [count, turn, seq]
+    # (hop, vendor, baa, retention_days) -> (turn, seq) of its first use, in order of first use; counts: census.
+    hops: dict[tuple[str, str, bool, int], tuple[int, int]] = field(default_factory=dict)
+    hop_counts: dict[tuple[str, str, bool, int], int] = field(default_factory=dict)
     baa_alerts: _Capped = field(default_factory=_Capped)
     payloads: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PAYLOAD_KINDS, 0))
     payloads_unencrypted: int = 0
@@ -576,33 +579,45 @@ class _Tally:
     def add_events(self, events: list[EventView], kinds: list[str]) -> None:
         """Tally a verified chunk: redactions and rehydrations (most of any log) come from the walk's census
         (``count_census``); every other event goes through ``_add_one``."""
-        for event in compress(events, map(ONE_BY_ONE.__contains__, kinds)):
+        for event in compress(events, map(_ONE_BY_ONE.__contains__, kinds)):
             self._add_one(event)
+        if EGRESS in kinds:
+            self._add_egress(list(compress(events, map(EGRESS.__eq__, kinds))))
         self.last_ts = events[-1].ts
 
     def count_census(self, census: Counter) -> None:
         """Take the redaction and rehydration figures from the walk's census of (kind, entity, pass, action)."""
-        for (kind, entity, pass_, action), count in census.items():
+        for (kind, entity, pass_, action, hop, vendor, baa, retention_days), count in census.items():
             if kind == REDACTED:
-                self.redactions[(entity, pass_, action)] = count
+                key = (entity, pass_, action)
+                self.redactions[key] = self.redactions.get(key, 0) + count
             elif kind == REHYDRATED:
                 self.rehydrations += count
+            elif kind == EGRESS:
+                key = (hop, vendor, baa, retention_days)
+                self.hop_counts[key] = self.hop_counts.get(key, 0) + count
+
+    def _add_egress(self, egress: list[EventView]) -> None:
+        """Egress hops of a chunk: counted by the census; only a hop's first use and non-BAA hops (alerts) need a
+        look at single events."""
+        keys = set(map(_HOP_KEY, egress))
+        if keys <= self.hops.keys() and all(key[2] for key in keys):
+            return
+        for event in egress:
+            key = _HOP_KEY(event)
+            if key not in self.hops:
+                self.hops[key] = (event.turn, event.seq)
+            alert = event_alert(EGRESS, event)
+            if alert is not None:
+                self.alerts[alert] = self.alerts.get(alert, 0) + 1
+                self.baa_alerts.add(event, ("hop", key[0]), ("vendor", key[1]), ("retention_days", key[3]))
 
     def _add_one(self, event: EventView) -> None:
-        kind, seq = event.kind, event.seq
+        kind = event.kind
         alert = event_alert(kind, event)
         if alert is not None:
             self.alerts[alert] = self.alerts.get(alert, 0) + 1
-        if kind == "egress.forwarded":
-            key = (event.hop, event.vendor, event.baa, event.retention_days)
-            hop = self.hops.get(key)
-            if hop is None:
-                self.hops[key] = [1, event.turn, seq]
-            else:
-                hop[0] += 1
-            if alert is not None:
-                self.baa_alerts.add(event, ("hop", key[0]), ("vendor", key[1]), ("retention_days", key[3]))
-        elif kind == "phi.rehydration_failed":
+        if kind == "phi.rehydration_failed":
             self.rehydration_failures.add(event, ("entity_kind", event.entity_kind), ("reason", event.reason))
         elif kind == "leak.detected":
             self.leaks.add(event, ("entity_kind", event.entity_kind), ("stage", event.stage))
@@ -633,6 +648,12 @@ class _Tally:
     @property
     def total_redactions(self) -> int:
         return sum(self.redactions.values())
+
+
+_HOP_KEY = attrgetter("hop", "vendor", "baa", "retention_days")
+# Kinds the tally reads event by event: all but redactions, rehydrations and egress hops (most of any log), which
+# the walk's census counts.
+_ONE_BY_ONE = frozenset(KIND_FIELDS) - {REDACTED, REHYDRATED, EGRESS}
 
 
 def _walk(session: Session) -> tuple[ChainSummary, _Tally]:
@@ -753,7 +774,8 @@ def build_session_report(session: Session, *, generated_at: datetime) -> Session
                     first_turn=turn,
                     first_seq=seq,
                 )
-                for key, (count, turn, seq) in tally.hops.items()
+                for key, (turn, seq) in tally.hops.items()
+                for count in (tally.hop_counts[key],)
             ),
             alerts=tally.baa_alerts.freeze(),
         ),

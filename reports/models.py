@@ -7,30 +7,18 @@ and the database refuses UPDATE, DELETE and TRUNCATE (``REGISTER_GUARD``, instal
 from django.db import models
 from django.utils import timezone
 
-from audit.models import Agent, AppendOnlyError, Session
+from audit.models import Agent, Session
 from audit.triggers import Guard
-from masker.models import Account
+from masker.models import Account, AppendOnlyModel, AppendOnlyQuerySet, TenantQuerySet
 
 REGISTER_GUARD = Guard(name="report_record", table="reports_reportrecord", collides="id = NEW.id")
 
 
-class ReportRecordQuerySet(models.QuerySet):
-    def visible_to(self, account: Account | None):
-        if account is None:
-            return self.none()
-        return self.filter(account=account)
-
-    def update(self, **kwargs):
-        raise AppendOnlyError("the report register is append-only")
-
-    def delete(self):
-        raise AppendOnlyError("the report register is append-only")
-
-    def bulk_update(self, *args, **kwargs):
-        raise AppendOnlyError("the report register is append-only")
+class ReportRecordQuerySet(TenantQuerySet, AppendOnlyQuerySet):
+    pass
 
 
-class ReportRecord(models.Model):
+class ReportRecord(AppendOnlyModel):
     """A report that was generated and handed out: its id, scope, subject, format, root and tree size, who
     asked (``usr_…`` membership id or ``key_…`` API token id) and when. No report content, no PHI. A period
     report (scope ``agent`` or ``account``) records its window, its period root and the events it covered."""
@@ -64,14 +52,6 @@ class ReportRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} ({self.format}, {self.session_id or self.scope})"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise AppendOnlyError("the report register is append-only")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise AppendOnlyError("the report register is append-only")
 
     @staticmethod
     def anchors_of(session_ids: list[str]) -> list[tuple[str, int, str]]:

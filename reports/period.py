@@ -188,7 +188,7 @@ class PeriodFold:
         self.cards += tally.cards
         self.cards_luhn_valid += tally.cards_luhn_valid
         self.cards_masked += tally.cards_masked
-        for key, (count, _, _) in tally.hops.items():
+        for key, count in tally.hop_counts.items():
             hop = self.hops.setdefault(key, [0, 0])
             hop[0] += count
             hop[1] += 1

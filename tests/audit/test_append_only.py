@@ -5,9 +5,10 @@ from datetime import timedelta
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from audit.models import AppendOnlyError, AuditEvent, Session
+from audit.models import AuditEvent, Session
 from audit.walk import verify_session
 from audit.writing import append_events, end_session, start_session
+from masker.models import AppendOnlyError
 from tests.conftest import T0
 
 EVENT = {"ts": "2026-05-03T21:14:32.481Z", "kind": "detection.degraded", "turn": 1, "reason": "ner_timeout"}

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 
-from audit.models import AppendOnlyError
+from masker.models import AppendOnlyError
 from reports.models import ReportRecord
 
 
