@@ -179,14 +179,22 @@ class SessionClaims:
     anchors: tuple[tuple[int, str], ...] = ()
 
     @classmethod
-    def of(cls, session: Session, anchors: tuple[tuple[int, str], ...] | None = None) -> "SessionClaims":
-        """The claims of ``session``; ``anchors`` as ``recorded_anchors`` gives them (looked up when None)."""
+    def of(
+        cls,
+        session: Session,
+        anchors: tuple[tuple[int, str], ...] | None = None,
+        *,
+        snapshot_sha256: str | None = None,
+    ) -> "SessionClaims":
+        """The claims of ``session``; ``anchors`` as ``recorded_anchors`` gives them (looked up when None).
+        ``snapshot_sha256``: the SHA-256 of the session's stored policy snapshot as the database computed it
+        (``django.db.models.functions.SHA256``), so that a walk of many sessions need not fetch every snapshot."""
         if anchors is None:
             anchors = recorded_anchors([session.id]).get(session.id, ())
         return cls(
             session_id=session.id,
             agent_id=session.agent_id,
-            policy_sha256=_snapshot_sha256(session.policy_snapshot),
+            policy_sha256=snapshot_sha256 or _snapshot_sha256(session.policy_snapshot),
             tree_size=session.tree_size,
             chain_head=session.chain_head,
             seal=session.seal or ({} if session.is_sealed else None),

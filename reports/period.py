@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
+from django.db.models.functions import SHA256
 
 from audit.errors import AuditChainBroken
 from audit.merkle import MerkleAccumulator
@@ -304,18 +305,16 @@ def max_sync_events() -> int:
     return int(getattr(settings, "MASKER_SYNC_REPORT_MAX_EVENTS", DEFAULT_MAX_EVENTS))
 
 
-_ROW_FIELDS = (
-    "id", "agent_id", "external_ref", "started_at", "status", "tree_size", "chain_head", "seal", "sealed_at",
-    "policy_snapshot",
-)  # fmt: skip
+_ROW_FIELDS = ("id", "agent_id", "external_ref", "started_at", "status", "tree_size", "chain_head", "seal", "sealed_at")
 
 
 def window_sessions(account: Account, *, agent: Agent | None, window: Window):
-    """The window's sessions (of the account, or of one agent), in session-id order."""
+    """The window's sessions (of the account, or of one agent), in session-id order, with the SHA-256 of each
+    one's policy snapshot computed by the database (``snapshot_sha256``) rather than every snapshot fetched."""
     sessions = Session.objects.visible_to(account).filter(started_at__gte=window.start, started_at__lt=window.end)
     if agent is not None:
         sessions = sessions.filter(agent=agent)
-    return sessions.order_by("id").only(*_ROW_FIELDS)
+    return sessions.order_by("id").only(*_ROW_FIELDS).annotate(snapshot_sha256=SHA256("policy_snapshot"))
 
 
 def build_period_report(
@@ -346,7 +345,10 @@ def build_period_report(
             details={"events": claimed, "max_events": limit, "report_runs": "/api/v1/report-runs"},
         )
     anchors = recorded_anchors([session.id for session in sessions]) if sessions else {}
-    claims = [SessionClaims.of(session, anchors.get(session.id, ())) for session in sessions]
+    claims = [
+        SessionClaims.of(session, anchors.get(session.id, ()), snapshot_sha256=session.snapshot_sha256)
+        for session in sessions
+    ]
     fold = walk_sessions(claims, PeriodFold())
     return _report_of(account, agent, window, generated_at, sessions, fold)
 
@@ -363,9 +365,16 @@ def _report_of(
     agents = {a.id: a for a in Agent.objects.filter(id__in=list(fold.agents) or [agent.id if agent else ""])}
     if agent is not None:
         agents.setdefault(agent.id, agent)
-    snapshots = {}
+    # One snapshot per policy version seen (the fold's), fetched by one session that has it.
+    first_of = {}
     for session in sessions:
-        snapshots.setdefault(SessionClaims.of(session, ()).policy_sha256, session.policy_snapshot)
+        first_of.setdefault(session.snapshot_sha256, session.id)
+    snapshots = {
+        sha: snapshot
+        for sha, snapshot in Session.objects.filter(id__in=[first_of[sha] for sha in fold.policies])
+        .annotate(sha=SHA256("policy_snapshot"))
+        .values_list("sha", "policy_snapshot")
+    }
     entries = []
     broken = []
     for session, (session_id, size, root, status, alerts, seq, reason) in zip(sessions, fold.entries, strict=True):

@@ -248,10 +248,10 @@ def test_session_with_no_events_left_is_broken_at_its_start(world):
 
 
 def test_queries_do_not_grow_with_the_sessions_on_postgres(world, django_assert_num_queries):
-    """The sessions, their anchors, the agents, and the walk: one statement on PostgreSQL (one per session
-    elsewhere)."""
+    """The sessions, their anchors, the agents, one policy snapshot per version seen, and the walk: one
+    statement on PostgreSQL (one per session elsewhere)."""
     walks = 1 if connection.vendor == "postgresql" else len(world.inside)
-    with django_assert_num_queries(3 + walks):
+    with django_assert_num_queries(4 + walks):
         _report(world)
 
 
