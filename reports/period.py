@@ -308,13 +308,22 @@ def max_sync_events() -> int:
 _ROW_FIELDS = ("id", "agent_id", "external_ref", "started_at", "status", "tree_size", "chain_head", "seal", "sealed_at")
 
 
+class TextSHA256(SHA256):
+    """SHA-256 of a text column's UTF-8 bytes, in hex, computed by the database: PostgreSQL's built-in ``sha256``
+    (Django's own ``SHA256`` needs the pgcrypto extension there); SQLite through Django's Python function."""
+
+    def as_postgresql(self, compiler, connection, **extra):
+        template = "ENCODE(SHA256(CONVERT_TO(%(expressions)s, 'UTF8')), 'hex')"
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+
 def window_sessions(account: Account, *, agent: Agent | None, window: Window):
     """The window's sessions (of the account, or of one agent), in session-id order, with the SHA-256 of each
     one's policy snapshot computed by the database (``snapshot_sha256``) rather than every snapshot fetched."""
     sessions = Session.objects.visible_to(account).filter(started_at__gte=window.start, started_at__lt=window.end)
     if agent is not None:
         sessions = sessions.filter(agent=agent)
-    return sessions.order_by("id").only(*_ROW_FIELDS).annotate(snapshot_sha256=SHA256("policy_snapshot"))
+    return sessions.order_by("id").only(*_ROW_FIELDS).annotate(snapshot_sha256=TextSHA256("policy_snapshot"))
 
 
 def build_period_report(
@@ -372,7 +381,7 @@ def _report_of(
     snapshots = {
         sha: snapshot
         for sha, snapshot in Session.objects.filter(id__in=[first_of[sha] for sha in fold.policies])
-        .annotate(sha=SHA256("policy_snapshot"))
+        .annotate(sha=TextSHA256("policy_snapshot"))
         .values_list("sha", "policy_snapshot")
     }
     entries = []
