@@ -13,8 +13,9 @@ from datetime import datetime
 from typing import Any
 
 import fastjsonschema
-from jsonschema import Draft7Validator
+from jsonschema import Draft7Validator, validators
 
+from audit.identifiers import KID_SCHEMA, REASON_SCHEMA, SLUG_SCHEMA
 from masker.errors import ValidationFailed
 
 SCHEMA_VERSION = 1
@@ -31,10 +32,15 @@ PASSES = ("regex", "ner", "diarize")
 HOPS = ("stt", "llm", "tts", "telephony")
 END_STATUSES = ("ok", "error", "partial")
 
-TS_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z$"
+# An RFC 3339 UTC time with milliseconds on a real calendar day (no year 0, no February 30th, February 29th in
+# leap years only), so the OpenAPI pattern admits exactly what the server accepts.
+_YEAR = r"(\d{3}[1-9]|\d{2}[1-9]0|\d[1-9]00|[1-9]000)"
+_LEAP_YEAR = r"(\d{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)"
+_MONTH_DAY = r"((0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)"
+TS_PATTERN = rf"^({_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{{3}}Z$"
 HEX64 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
-CODE = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"}  # reasons: snake_case codes, never prose
-NAME_LIKE = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$"}  # vendors, models, kids
+# Written by the service from its own records (agent, policy): models, policy names, the agent's platform.
+NAME_LIKE = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$"}
 TURN = {"type": "integer", "minimum": 0, "maximum": 1_000_000}
 ENTITY = {"enum": list(ENTITY_KINDS)}
 COUNT = {"type": "integer", "minimum": 0, "maximum": 2**53 - 1}
@@ -63,10 +69,10 @@ KIND_FIELDS: dict[str, dict[str, Any]] = {
         "confidence": {"type": "number", "minimum": 0, "maximum": 1},
         "action": {"enum": list(ACTIONS)},
         "token_kind": {"enum": list(TOKEN_KINDS)},
-        "kid": NAME_LIKE,
+        "kid": KID_SCHEMA,
     },
     "phi.rehydrated": {"turn": TURN, "entity_kind": ENTITY, "token_kind": {"enum": list(TOKEN_KINDS)}},
-    "phi.rehydration_failed": {"turn": TURN, "entity_kind": ENTITY, "reason": CODE},
+    "phi.rehydration_failed": {"turn": TURN, "entity_kind": ENTITY, "reason": REASON_SCHEMA},
     "leak.detected": {"turn": TURN, "entity_kind": ENTITY, "stage": {"enum": ["egress", "response"]}},
     "pci.card_detected": {
         "turn": TURN,
@@ -77,12 +83,12 @@ KIND_FIELDS: dict[str, dict[str, Any]] = {
     "egress.forwarded": {
         "turn": TURN,
         "hop": {"enum": list(HOPS)},
-        "vendor": NAME_LIKE,
+        "vendor": SLUG_SCHEMA,
         "baa": {"type": "boolean"},
         "retention_days": {"type": "integer", "minimum": 0, "maximum": 36500},
     },
     "payload.persisted": {"what": {"enum": ["request", "masked", "response"]}, "encrypted": {"type": "boolean"}},
-    "detection.degraded": {"turn": TURN, "reason": CODE},
+    "detection.degraded": {"turn": TURN, "reason": REASON_SCHEMA},
     "session.ended": {"status": {"enum": list(END_STATUSES)}, "duration_ms": COUNT},
 }
 # Optional fields per kind; every other listed field is required.
@@ -138,7 +144,20 @@ def input_event_schema(kind: str) -> dict[str, Any]:
     return _object_schema(kind, CLIENT_COMMON)
 
 
-_INPUT_VALIDATORS = {kind: Draft7Validator(input_event_schema(kind)) for kind in EVENT_KINDS}
+# JSON Schema's "integer" admits 1.0 and 1e3; an event's integers must be JSON integers (a float would be stored
+# as "1" in SQLite and fail PostgreSQL's integer columns). bool is an int in Python, never a JSON integer.
+_StrictValidator = validators.extend(
+    Draft7Validator,
+    type_checker=Draft7Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+    ),
+)
+_INPUT_VALIDATORS = {kind: _StrictValidator(input_event_schema(kind)) for kind in EVENT_KINDS}
+# fastjsonschema has no such option: the fast path sends any float in these fields to the detailed check.
+_INTEGER_FIELDS = {
+    kind: tuple(name for name, schema in fields.items() if schema.get("type") == "integer")
+    for kind, fields in KIND_FIELDS.items()
+}
 _FAST_CHECKS = {kind: fastjsonschema.compile(input_event_schema(kind)) for kind in EVENT_KINDS}
 _SAFE_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
@@ -177,7 +196,7 @@ def event_errors(event: object, *, allow_server_kinds: bool = False) -> list[dic
     if not isinstance(event, Mapping):
         return [{"field": "<event>", "message": "must be an object"}]
     kind = event.get("kind")
-    if kind not in KIND_FIELDS:
+    if not isinstance(kind, str) or kind not in KIND_FIELDS:  # a JSON object or array as kind is unhashable
         if "kind" not in event:
             return [{"field": "kind", "message": "required field is missing"}]
         return [{"field": "kind", "message": "unknown event kind; must be one of: " + ", ".join(EVENT_KINDS)}]
@@ -215,6 +234,10 @@ def _passes_fast_check(event: object, allow_server_kinds: bool) -> bool:
     try:
         check(event)
     except fastjsonschema.JsonSchemaException:
+        return False
+    if any(isinstance(event.get(name), float) for name in _INTEGER_FIELDS[kind]):
+        return False
+    if kind == "phi.redacted" and any(isinstance(bound, float) for bound in event["span"]):
         return False
     if kind == "phi.redacted" and event["span"][0] > event["span"][1]:
         return False

@@ -7,6 +7,7 @@ the query and call the domain (``audit.proofs``, ``audit.export``, ``audit.signi
 
 import re
 
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -18,6 +19,7 @@ from audit.export import ExportRange
 from audit.models import Session
 from audit.proofs import build_consistency_proof, build_inclusion_proof
 from audit.signing import jwks
+from audit.verifier_download import FILENAME, verifier_archive
 from masker.auth import HasScope, request_account
 from masker.errors import ValidationFailed
 from masker.schema import error_responses
@@ -30,6 +32,9 @@ class SeqField(serializers.IntegerField):
     """A non-negative integer written as plain digits: ``1.0``, ``+1``, `` 1`` and ``1e3`` are refused."""
 
     default_error_messages = {"invalid": "must be a non-negative integer"}
+
+    def __init__(self, *, minimum: int = 0, **kwargs):
+        super().__init__(min_value=minimum, max_value=10**18 - 1, **kwargs)  # what _DIGITS admits
 
     def get_value(self, dictionary):
         # DRF reads an empty query value (``?from_seq=``) as "not given"; here it is an invalid value.
@@ -104,7 +109,9 @@ class JwksSerializer(serializers.Serializer):
 
 
 class InclusionQuerySerializer(serializers.Serializer):
-    tree_size = SeqField(required=False, help_text="Size of the tree to prove against. Default: current size.")
+    tree_size = SeqField(
+        minimum=1, required=False, help_text="Size of the tree to prove against. Default: current size."
+    )
 
 
 class InclusionProofSerializer(serializers.Serializer):
@@ -119,8 +126,8 @@ class InclusionProofSerializer(serializers.Serializer):
 
 
 class ConsistencyQuerySerializer(serializers.Serializer):
-    first = SeqField(help_text="The smaller tree size (e.g. a mid-call report's tree_size), at least 1.")
-    second = SeqField(required=False, help_text="The larger tree size. Default: current size.")
+    first = SeqField(minimum=1, help_text="The smaller tree size (e.g. a mid-call report's tree_size), at least 1.")
+    second = SeqField(minimum=1, required=False, help_text="The larger tree size. Default: current size.")
 
 
 class ConsistencyProofSerializer(serializers.Serializer):
@@ -154,6 +161,37 @@ class KeysView(APIView):
         return Response(jwks(), headers={"Cache-Control": "public, max-age=60"})
 
 
+class VerifierDownloadView(APIView):
+    """``GET /verifier/masker-verify.pyz``: the offline verifier as one file. Public, like the keys."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="verifier_download",
+        auth=[],
+        responses={
+            (200, "application/zip"): OpenApiResponse(
+                response=OpenApiTypes.BINARY,
+                description="masker-verify.pyz: a Python zip application (standard library only, Python 3.11 or "
+                "newer). Run it with `python3 masker-verify.pyz report REPORT.json --events EVENTS.ndjson --keys "
+                "keys.json`; `--help` lists every check. The X-Content-SHA256 header carries the file's SHA-256.",
+            )
+        },
+        tags=["verification"],
+        description="The offline verifier: checks reports (JSON and PDF), event exports, seals, proofs and signed "
+        "receipts without trusting this server. The same bytes for every download of one release. Public: no "
+        "authentication.",
+    )
+    def get(self, request):
+        archive = verifier_archive()
+        response = HttpResponse(archive.content, content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="{FILENAME}"'
+        response["X-Content-SHA256"] = archive.sha256
+        response["Cache-Control"] = "public, max-age=300"
+        return response
+
+
 class SessionProofView(APIView):
     permission_classes = [HasScope]
     required_scope = "sessions:read"
@@ -168,7 +206,7 @@ class SessionProofView(APIView):
         responses={200: InclusionProofSerializer} | error_responses(400, 401, 403, 404, 409, 429),
         tags=["verification"],
         description="RFC 9162 inclusion proof of one event in the tree of the first tree_size events "
-        "(seq < tree_size <= current size). Check it with `python -m audit.verify proof`.",
+        "(seq < tree_size <= current size). Check it with `python3 masker-verify.pyz proof`.",
     )
     def get(self, request, session_id: str, seq: str):
         session = Session.objects.get_visible(request_account(request), session_id)

@@ -3,7 +3,7 @@
 Each line is one event's stored canonical bytes (RFC 8785, exactly as hashed at append) followed by ``\\n`` --
 nothing else: no header, no trailer, no re-serialisation. Anyone can therefore recompute every leaf hash as
 SHA-256(0x00 || line without its newline), check the ``prev_hash`` links and the Merkle root, without trusting
-the server (``python -m audit.verify report …``).
+the server (``python3 masker-verify.pyz report …``).
 
 The export does not verify the chain (it is raw evidence, and cheap); a report or ``verify_chain`` does. It is
 bounded by the session's ``tree_size`` as read when the export starts, so an export of a live call is a

@@ -1,10 +1,8 @@
 """Server-side Merkle tree helpers: RFC 9162 proof generation over a session's event hashes.
 
-The hashing primitives are *not* defined here. They live in ``audit/verify.py``, the stdlib-only file an
-auditor runs on its own: that file is the trust anchor, so the server imports and re-exports the very same
-functions instead of keeping a copy. A copy could drift (a changed prefix, a different split rule) and the
-server would then sign roots that the auditor's verifier rejects -- or, worse, accepts for the wrong reason.
-One implementation means the server's roots and the auditor's checks can only disagree if the data differ.
+The hashing primitives are *not* defined here: they live in ``verifier.merkle``, the stdlib-only package auditors
+run on its own, and the server imports and re-exports the very same functions. One implementation means the
+server's roots and the auditor's checks can only disagree if the data differ.
 
 What this module adds is the prover side, which the auditor never needs:
 
@@ -19,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from audit.verify import (
+from verifier.merkle import (
     EMPTY_ROOT,
     MerkleAccumulator,
     leaf_hash,

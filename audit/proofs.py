@@ -6,7 +6,7 @@
   is a prefix of the tree of the first ``second`` (default: current size), with both roots. A report taken
   mid-call (tree_size = first) is thereby proven a prefix of the final one.
 
-Both return the JSON documents the API serves and ``python -m audit.verify proof`` checks. The leaf hashes come
+Both return the JSON documents the API serves and ``python3 masker-verify.pyz proof`` checks. The leaf hashes come
 from the ``event_hash`` column (one query, streamed) and the proofs from ``audit.merkle``; the roots are recomputed
 from those leaves, not taken from the session's counters. Bounds are validated here and refused with
 ``ValidationFailed`` (400): ``0 <= seq < tree_size <= size`` and ``1 <= first <= second <= size``.

@@ -5,9 +5,6 @@ transcript, a name, a phone number) can reach the database through a session's `
 ``platform``. Error messages name the field and the rule, never the submitted value.
 """
 
-import base64
-import binascii
-import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -15,15 +12,13 @@ from datetime import UTC, datetime, timedelta
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from audit import identifiers
 from audit.events import END_STATUSES, EVENT_KINDS, SERVER_KINDS, input_event_schema
 from audit.models import Agent, Session
 from audit.timestamps import format_ts
 from masker.errors import ValidationFailed
-from masker.ids import is_valid_id
 
 MAX_BATCH_EVENTS = 1000
-EXTERNAL_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
-PLATFORM_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")
 RFC3339_PATTERN = re.compile(
     r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)$"
@@ -44,14 +39,23 @@ def parse_rfc3339(value: object) -> datetime | None:
         digits = re.match(r"\d+", tail).group(0)
         text = f"{head}.{digits[:6].ljust(6, '0')}{tail[len(digits) :]}"
     try:
-        return datetime.fromisoformat(text).astimezone(UTC)
-    except (ValueError, OverflowError):
+        moment = datetime.fromisoformat(text)
+    except ValueError:
         return None
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # a real time whose UTC instant falls outside year 1..9999 (e.g. 0001-01-01T00:00+01:00)
+        return datetime.min.replace(tzinfo=UTC) if moment.year == 1 else datetime.max.replace(tzinfo=UTC)
 
 
 @extend_schema_field({"type": "string", "format": "date-time", "example": "2026-05-03T21:14:30.000Z"})
 class Rfc3339Field(serializers.Field):
-    """An RFC 3339 date-time with an explicit offset (``Z`` or ``±hh:mm``), within [2000, now + 1 day]."""
+    """An RFC 3339 date-time with an explicit offset (``Z`` or ``±hh:mm``), within [2000, now + 1 day] unless
+    ``bounded=False`` (a filter may name any time)."""
+
+    def __init__(self, *, bounded: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.bounded = bounded
 
     default_error_messages = {
         "invalid": "must be an RFC 3339 date-time with a time zone offset, e.g. 2026-05-03T21:14:30.000Z",
@@ -63,7 +67,7 @@ class Rfc3339Field(serializers.Field):
         if moment is None:
             self.fail("invalid")
         now = self.context.get("now") or datetime.now(UTC)
-        if not EARLIEST_TIME <= moment <= now + MAX_CLOCK_SKEW:
+        if self.bounded and not EARLIEST_TIME <= moment <= now + MAX_CLOCK_SKEW:
             self.fail("range")
         return moment
 
@@ -110,21 +114,43 @@ def _choice(choices, *, required: bool = True, **kwargs) -> serializers.ChoiceFi
                                    **kwargs)  # fmt: skip
 
 
+def refuse_phi_shape(value: str) -> None:
+    if identifiers.is_phi_shaped(value):
+        raise serializers.ValidationError(
+            "must not hold anything shaped like a phone number, SSN, date, e-mail address or PHI label (mrn, dob, "
+            "ssn, patient)"
+        )
+
+
+@extend_schema_field(identifiers.EXTERNAL_REF_SCHEMA)
+class ExternalRefField(StrictRegexField):
+    pass
+
+
+@extend_schema_field(identifiers.SLUG_SCHEMA)
+class SlugField(StrictRegexField):
+    pass
+
+
 class SessionStartSerializer(StrictSerializer):
     agent_id = StrictCharField(max_length=40, help_text="The agent handling the call (agt_…).")
-    external_ref = StrictRegexField(
-        EXTERNAL_REF_PATTERN,
+    external_ref = ExternalRefField(
+        identifiers.EXTERNAL_REF,
         max_length=128,
-        help_text="The voice platform's call id: letters, digits and . _ : - only (1-128 characters). The same "
-        "external_ref for the same agent returns the existing session.",
+        validators=[refuse_phi_shape],
+        help_text="The voice platform's call id: letters, digits and . _ : - only (1-128 characters), holding "
+        "nothing shaped like a phone number, SSN, date or PHI label. The same external_ref for the same agent "
+        "returns the existing session.",
         error_messages={"invalid": "must be 1-128 characters of letters, digits and . _ : -"},
     )
-    platform = StrictRegexField(
-        PLATFORM_PATTERN,
-        max_length=64,
+    platform = SlugField(
+        identifiers.SLUG,
+        max_length=48,
         required=False,
-        help_text="Voice platform (defaults to the agent's), lower-case letters, digits and . _ -.",
-        error_messages={"invalid": "must be 1-64 lower-case letters, digits and . _ -"},
+        help_text="Voice platform (defaults to the agent's): a lower-case slug such as vapi or retell.",
+        error_messages={
+            "invalid": "must be a lower-case slug: words of letters (then at most 3 digits) joined by - or _"
+        },
     )
     started_at = Rfc3339Field(required=False, help_text="When the call started (defaults to now).")
 
@@ -133,38 +159,75 @@ class SessionEndSerializer(StrictSerializer):
     status = _choice(END_STATUSES, help_text="How the call ended.")
 
 
-class SessionListQuerySerializer(serializers.Serializer):
-    limit = serializers.IntegerField(min_value=1, max_value=200, default=50, required=False)
-    cursor = serializers.CharField(max_length=200, required=False, help_text="next_cursor of the previous page.")
-    agent_id = serializers.CharField(max_length=40, required=False)
-    status = _choice(Session.Status.choices, required=False)
-    since = Rfc3339Field(required=False, help_text="Only sessions started at or after this time.")
+class QueryValueMixin:
+    """DRF reads an empty query value (``?cursor=``) as "not given"; for the API it is an invalid value."""
 
-    def validate_agent_id(self, value: str) -> str:
-        if not is_valid_id("agt", value):
-            raise serializers.ValidationError("must be an agent id (agt_…)")
-        return value
+    def get_value(self, dictionary):
+        return dictionary.get(self.field_name, serializers.empty)
+
+
+class QueryRegexField(QueryValueMixin, serializers.RegexField):
+    pass
+
+
+class QueryIntegerField(QueryValueMixin, serializers.IntegerField):
+    pass
+
+
+class QueryChoiceField(QueryValueMixin, serializers.ChoiceField):
+    pass
+
+
+class QueryRfc3339Field(QueryValueMixin, Rfc3339Field):
+    pass
+
+
+# Page cursors are the keys of the last row of the previous page, in a form whose every match is a valid cursor
+# (so the OpenAPI pattern states exactly what is accepted): sessions "<started_at in µs since 1970>_<session id>",
+# agents "<agent id>".
+SESSION_CURSOR_PATTERN = r"^[0-9]{1,16}_sess_[0-9A-HJKMNP-TV-Z]{26}$"
+AGENT_CURSOR_PATTERN = r"^agt_[0-9A-HJKMNP-TV-Z]{26}$"
+_CURSOR_ERRORS = {"invalid": "must be the next_cursor of a previous page"}
+
+
+def _limit() -> QueryIntegerField:
+    return QueryIntegerField(min_value=1, max_value=200, default=50, required=False)
+
+
+class SessionListQuerySerializer(serializers.Serializer):
+    limit = _limit()
+    cursor = QueryRegexField(SESSION_CURSOR_PATTERN, required=False, error_messages=_CURSOR_ERRORS,
+                             help_text="next_cursor of the previous page.")  # fmt: skip
+    agent_id = QueryRegexField(
+        r"^agt_[0-9A-HJKMNP-TV-Z]{26}$", required=False, error_messages={"invalid": "must be an agent id (agt_…)"}
+    )
+    status = QueryChoiceField(
+        choices=Session.Status.choices,
+        required=False,
+        error_messages={"invalid_choice": "must be one of: " + ", ".join(Session.Status.values)},
+    )
+    since = QueryRfc3339Field(bounded=False, required=False, help_text="Only sessions started at or after this time.")
 
 
 class AgentListQuerySerializer(serializers.Serializer):
-    limit = serializers.IntegerField(min_value=1, max_value=200, default=50, required=False)
-    cursor = serializers.CharField(max_length=200, required=False, help_text="next_cursor of the previous page.")
+    limit = _limit()
+    cursor = QueryRegexField(AGENT_CURSOR_PATTERN, required=False, error_messages=_CURSOR_ERRORS,
+                             help_text="next_cursor of the previous page.")  # fmt: skip
 
 
-def encode_cursor(*parts: str) -> str:
-    """An opaque page cursor: base64url of a JSON list of strings."""
-    return base64.urlsafe_b64encode(json.dumps(list(parts)).encode()).decode().rstrip("=")
+def session_cursor(session: Session) -> str:
+    moment = session.started_at - EPOCH
+    micros = (moment.days * 86_400 + moment.seconds) * 1_000_000 + moment.microseconds
+    return f"{micros}_{session.id}"
 
 
-def decode_cursor(cursor: str, *, length: int) -> list[str]:
-    """The strings ``encode_cursor`` packed; a tampered or foreign cursor is a 400 naming ``cursor``."""
-    try:
-        parts = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error):
-        parts = None
-    if not isinstance(parts, list) or len(parts) != length or not all(isinstance(p, str) for p in parts):
-        raise ValidationFailed("The cursor is not valid.", details={"fields": {"cursor": ["invalid cursor"]}})
-    return parts
+def parse_session_cursor(cursor: str) -> tuple[datetime, str]:
+    """(started_at, id) of a cursor that matched ``SESSION_CURSOR_PATTERN``."""
+    micros, session_id = cursor.split("_", 1)
+    return EPOCH + timedelta(microseconds=int(micros)), session_id
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def parse_event_batch(data: object) -> list:

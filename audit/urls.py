@@ -14,6 +14,7 @@ urlpatterns: list = [
     path("agents/<str:agent_id>", views.AgentDetailView.as_view(), name="agent-detail"),
     # Independent verification (issue 6); GET sessions/<id>/events (the NDJSON export) is SessionEventsView.get.
     path("keys", evidence_views.KeysView.as_view(), name="keys"),
+    path("verifier/masker-verify.pyz", evidence_views.VerifierDownloadView.as_view(), name="verifier-download"),
     path(
         "sessions/<str:session_id>/events/<str:seq>/proof",
         evidence_views.SessionProofView.as_view(),

@@ -17,6 +17,7 @@ from audit.export import export_filename, iter_event_lines
 from audit.idempotency import append_batch
 from audit.models import Agent, AuditEvent, Session
 from audit.serializers import (
+    IDEMPOTENCY_KEY_PATTERN,
     AgentDetailSerializer,
     AgentListQuerySerializer,
     AgentPageSerializer,
@@ -30,16 +31,14 @@ from audit.serializers import (
     SessionStartSerializer,
     SessionSummarySerializer,
     SessionWriteSerializer,
-    decode_cursor,
-    encode_cursor,
     idempotency_key_of,
     parse_event_batch,
-    parse_rfc3339,
+    parse_session_cursor,
     raise_invalid,
+    session_cursor,
 )
 from audit.writing import end_session, start_receipt, start_session
 from masker.auth import HasScope, actor_of, request_account
-from masker.errors import ValidationFailed
 from masker.schema import error_responses
 
 SESSION_ID = OpenApiParameter("session_id", str, OpenApiParameter.PATH, description="sess_…")
@@ -49,6 +48,7 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     str,
     OpenApiParameter.HEADER,
     required=False,
+    pattern=IDEMPOTENCY_KEY_PATTERN.pattern,
     description="Optional, 1-255 characters of letters, digits and . _ : - (a UUID works). A retry with the same "
     "key and the same events returns the original answer instead of appending twice; the same key with other "
     "events is a 400 validation_failed.",
@@ -106,10 +106,7 @@ class SessionListView(ApiView):
         if "since" in params:
             sessions = sessions.filter(started_at__gte=params["since"])
         if "cursor" in params:
-            started_text, last_id = decode_cursor(params["cursor"], length=2)
-            started = parse_rfc3339(started_text)
-            if started is None:
-                raise ValidationFailed("The cursor is not valid.", details={"fields": {"cursor": ["invalid cursor"]}})
+            started, last_id = parse_session_cursor(params["cursor"])
             sessions = sessions.filter(Q(started_at__lt=started) | Q(started_at=started, id__lt=last_id))
         limit = params["limit"]
         page = list(sessions.order_by("-started_at", "-id")[: limit + 1])
@@ -117,7 +114,7 @@ class SessionListView(ApiView):
         if len(page) > limit:
             page = page[:limit]
             last = page[-1]
-            next_cursor = encode_cursor(last.started_at.isoformat(), last.id)
+            next_cursor = session_cursor(last)
         return Response({"sessions": SessionSummarySerializer(page, many=True).data, "next_cursor": next_cursor})
 
     @extend_schema(
@@ -242,11 +239,10 @@ class AgentListView(ApiView):
         params = query.validated_data
         agents = Agent.objects.visible_to(request_account(request)).select_related("policy")
         if "cursor" in params:
-            (last_id,) = decode_cursor(params["cursor"], length=1)
-            agents = agents.filter(id__gt=last_id)
+            agents = agents.filter(id__gt=params["cursor"])
         limit = params["limit"]
         page = list(agents.order_by("id")[: limit + 1])
-        next_cursor = encode_cursor(page[limit - 1].id) if len(page) > limit else None
+        next_cursor = page[limit - 1].id if len(page) > limit else None
         return Response({"agents": AgentSerializer(page[:limit], many=True).data, "next_cursor": next_cursor})
 
 

@@ -6,7 +6,7 @@ socket, so the figures include everything but the network. RSS is sampled after 
 the baseline taken just before the request) and cross-checked with the process's ru_maxrss. The session is built
 once by ``common.build_session`` and reused.
 
-``--verify`` also saves one export and checks it with the offline verifier (``audit/verify.py``) against a signed
+``--verify`` also saves one export and checks it with the offline verifier (``masker-verify.pyz``) against a signed
 report of the session, to give the auditor's side of the cost.
 
 Usage: .venv/bin/python bench/export.py [--events 1000000] [--runs 3] [--verify]
@@ -57,9 +57,10 @@ def export_once(client, url: str, token: str) -> dict:
 
 
 def verify_offline(client, session, token: str) -> None:
-    """Save one export and a signed report, and time ``python audit/verify.py report`` on them."""
+    """Save one export and a signed report, and time ``python3 masker-verify.pyz report`` on them."""
     from django.utils import timezone
 
+    from audit.verifier_download import build_verifier_pyz
     from reports.domain import build_session_report, sign_report
     from reports.rendering import render_report_json
 
@@ -73,10 +74,11 @@ def verify_offline(client, session, token: str) -> None:
         report.write_bytes(render_report_json(sign_report(build_session_report(session, generated_at=timezone.now()))))
         keys = Path(directory) / "keys.json"
         keys.write_bytes(client.get("/api/v1/keys").content)
-        verifier = common.ROOT / "audit" / "verify.py"
+        verifier = Path(directory) / "masker-verify.pyz"
+        verifier.write_bytes(build_verifier_pyz())
         started = time.perf_counter()
         result = subprocess.run(
-            [sys.executable, str(verifier), "report", str(report), "--events", str(events), "--keys", str(keys)],
+            [sys.executable, "-I", str(verifier), "report", str(report), "--events", str(events), "--keys", str(keys)],
             capture_output=True,
             text=True,
             check=False,

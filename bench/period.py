@@ -122,7 +122,7 @@ def best_read_floor(account, window) -> tuple[float, str]:
 
     from audit.merkle import MerkleAccumulator
     from audit.models import Session
-    from audit.verify_period import period_leaf_hash
+    from verifier.period import period_leaf_hash
 
     started = time.perf_counter()
     rows = (

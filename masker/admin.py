@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin
 from django.template.response import TemplateResponse
 
-from masker.models import Account, ApiToken, Membership, TokenRateWindow
+from masker.models import Account, ApiToken, LoginFailureWindow, Membership, TokenRateWindow
 
 
 class ReadOnlyModelAdmin(admin.ModelAdmin):
@@ -100,3 +100,11 @@ class TokenRateWindowAdmin(ReadOnlyModelAdmin):
 
     list_display = ("token", "window_start", "count")
     readonly_fields = ("token", "window_start", "count")
+
+
+@admin.register(LoginFailureWindow)
+class LoginFailureWindowAdmin(ReadOnlyModelAdmin):
+    """Failed sign-ins per (email, client IP) digest in the current 15-minute windows (masker.throttling)."""
+
+    list_display = ("key", "window_start", "count")
+    readonly_fields = ("key", "window_start", "count")

@@ -6,12 +6,15 @@ are mapped to the same codes; anything else becomes a logged 500 ``internal_erro
 
 import logging
 
+import psycopg
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
 from masker.middleware import current_request_id
+from masker.parsers import BodyRefused
 
 logger = logging.getLogger("masker.errors")
 
@@ -57,6 +60,13 @@ class RateLimited(ApiError):
     status, code, message = 429, "rate_limited", "Too many requests."
 
 
+class DatabaseUnavailable(ApiError):
+    """The database refused, timed out or did not answer (a lock held, a connection refused): retry shortly."""
+
+    status, code, message = 503, "database_unavailable", "The database is unavailable; retry shortly."
+    retry_after_seconds = 5
+
+
 class ReportGenerationFailed(ApiError):
     status, code, message = 500, "report_generation_failed", "The report could not be rendered."
 
@@ -83,6 +93,9 @@ _DRF_CODES = {
 def api_exception_handler(exc: Exception, context: dict) -> Response:
     """DRF EXCEPTION_HANDLER: every error, DRF's own included, in the single envelope."""
     headers = {}
+    if is_database_unavailable(exc):
+        log_database_unavailable(exc)
+        exc = DatabaseUnavailable()
     if isinstance(exc, ApiError):
         status, code, message, details = exc.status, exc.code, exc.message, exc.details
         if isinstance(exc, ReportGenerationFailed):
@@ -98,18 +111,22 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
         status = exc.status_code
         if mapped is not None:
             status, code, message = mapped.status, mapped.code, mapped.message
-        else:
-            code, message = exc.default_code, str(exc.default_detail)
+        else:  # e.g. 405 method_not_allowed: DRF's detail is filled in (the method), its default_detail is not
+            code, message = exc.default_code, str(exc.detail)
         details = None
         if isinstance(exc, drf_exceptions.ValidationError | drf_exceptions.ParseError):
             details = {"fields": exc.detail} if isinstance(exc.detail, dict | list) else None
-            if isinstance(exc, drf_exceptions.ParseError):
-                message = "Malformed request body."
+        if isinstance(exc, drf_exceptions.ParseError):
+            message = str(exc.detail) if isinstance(exc, BodyRefused) else "Malformed request body."
+        elif isinstance(exc, drf_exceptions.UnsupportedMediaType):
+            message = "Send the body as Content-Type: application/json."
         if isinstance(exc, drf_exceptions.Throttled) and exc.wait is not None:
             headers["Retry-After"] = str(max(1, int(exc.wait + 0.999)))
     else:
         logger.error("unhandled error in %s", type(context.get("view")).__name__, exc_info=exc)
         status, code, message, details = 500, "internal_error", ApiError.message, None
+    if status == 503:
+        headers["Retry-After"] = str(DatabaseUnavailable.retry_after_seconds)
     if status == 401:  # RFC 9110: a 401 names the scheme to use (ours raise Unauthenticated, DRF its own)
         auth_header = _authenticate_header(context)
         if auth_header:
@@ -125,5 +142,27 @@ def _authenticate_header(context: dict) -> str | None:
 
 
 def json_error(status: int, code: str, message: str) -> JsonResponse:
-    """For plain Django handlers (404/500 outside DRF): the same envelope."""
-    return JsonResponse(error_body(code, message), status=status)
+    """For plain Django handlers (400/403/404/500 outside DRF): the same envelope."""
+    response = JsonResponse(error_body(code, message), status=status)
+    if status == 503:
+        response["Retry-After"] = str(DatabaseUnavailable.retry_after_seconds)
+    return response
+
+
+def is_database_unavailable(exc: BaseException | None) -> bool:
+    """A database that is down, refuses connections, or ran into the lock/statement/connect timeout.
+
+    Django wraps every driver error that is not the caller's fault (connection refused or lost, lock timeout,
+    statement timeout, SQLite's "database is locked") as ``OperationalError`` or ``InterfaceError``; the append
+    path's COPY talks to psycopg directly, whose own classes are the same DB-API categories.
+    """
+    return isinstance(exc, _UNAVAILABLE)
+
+
+_UNAVAILABLE = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
+
+
+def log_database_unavailable(exc: BaseException) -> None:
+    # The driver's message can quote SQL parameters: log the error's class and SQLSTATE only.
+    cause = exc.__cause__ or exc
+    logger.warning("database unavailable: %s %s", type(cause).__name__, getattr(cause, "sqlstate", "") or "")

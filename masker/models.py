@@ -164,3 +164,16 @@ class TokenRateWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.token_id} @ {self.window_start}: {self.count}"
+
+
+class LoginFailureWindow(models.Model):
+    """Failed sign-ins of one (email, client IP) pair in a window opened by the first failure
+    (``masker.throttling``). In the database, so every worker and host shares the count; the key is a digest,
+    so no address sits here in clear."""
+
+    key = models.CharField(max_length=64, unique=True)  # sha256 hex of "email|ip"
+    window_start = models.BigIntegerField(db_index=True)  # Unix seconds of the window's first failure
+    count = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.key[:12]}… @ {self.window_start}: {self.count}"

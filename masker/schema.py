@@ -29,6 +29,7 @@ _DESCRIPTIONS = {
     422: "window_too_large (a period report's window holds too many events: use a report run)",
     429: "rate_limited (see Retry-After)",
     500: "report_generation_failed or internal_error",
+    503: "database_unavailable (see Retry-After)",
 }
 
 
@@ -60,3 +61,39 @@ class CookieSessionScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "apiKey", "in": "cookie", "name": "masker_session"}
+
+
+def postprocess_schema(result: dict, generator, request, public: bool) -> dict:
+    """drf-spectacular post-processing hook: the document states what the server really accepts and answers.
+
+    - Request bodies are closed (``additionalProperties: false``): every input serializer refuses unknown fields.
+    - Every operation that touches the database may answer 503 ``database_unavailable`` (with ``Retry-After``).
+    - A request line longer than gunicorn admits is refused there (414, in the same envelope) before the
+      application sees it.
+    """
+    schemas = result.get("components", {}).get("schemas", {})
+    for name, schema in schemas.items():
+        if name.endswith("Request") and schema.get("type") == "object":
+            schema["additionalProperties"] = False
+    error_ref = {"$ref": "#/components/schemas/Error"}
+    for path, operations in result.get("paths", {}).items():
+        touches_database = not (path.endswith("/keys") or path.endswith(".json"))  # keys and schemas: files
+        for operation in operations.values():
+            operation.get("responses", {}).setdefault(
+                "414",
+                {
+                    "description": "URI too long (over gunicorn's limit_request_line, masker/gunicorn_conf.py)",
+                    "content": {"application/json": {"schema": error_ref}},
+                },
+            )
+            if not touches_database:
+                continue
+            operation.get("responses", {}).setdefault(
+                "503",
+                {
+                    "description": _DESCRIPTIONS[503],
+                    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}},
+                    "content": {"application/json": {"schema": error_ref}},
+                },
+            )
+    return result

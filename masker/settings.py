@@ -36,6 +36,20 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def env_proxy_hops(name: str) -> int:
+    """Trusted reverse-proxy hops in front of the service: ``0`` (none), ``1`` (one; also ``true``/``yes``/``on``)
+    or more."""
+    raw = (os.environ.get(name) or "0").strip().lower()
+    if raw in {"1", "true", "yes", "on"}:
+        return 1
+    if raw in {"0", "false", "no", "off"}:
+        return 0
+    hops = env_int(name, 0)
+    if not 0 <= hops <= 10:
+        raise ImproperlyConfigured(f"{name} must be 0 (no proxy) or the number of trusted proxy hops, got {raw!r}")
+    return hops
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -67,6 +81,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
     "masker",
     "audit",
     "reports",
@@ -74,7 +89,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "masker.middleware.RequestIDMiddleware",
+    "masker.middleware.NoStoreMiddleware",
+    "masker.middleware.HostileInputMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -108,10 +126,30 @@ DATABASES = {
         conn_max_age=env_int("MASKER_DB_CONN_MAX_AGE", 0),
     )
 }
+# Time bounds (seconds): a database that is down, locked or silent is answered 503 database_unavailable
+# (masker.errors) well within gunicorn's --timeout, which must exceed connect + statement timeouts. The lock
+# timeout is what answers quickly when a lock is held; the statement timeout leaves room for long report walks.
+DB_CONNECT_TIMEOUT = env_int("MASKER_DB_CONNECT_TIMEOUT", 5)
+DB_STATEMENT_TIMEOUT = env_int("MASKER_DB_STATEMENT_TIMEOUT", 30)
+DB_LOCK_TIMEOUT = env_int("MASKER_DB_LOCK_TIMEOUT", 5)
+if min(DB_CONNECT_TIMEOUT, DB_STATEMENT_TIMEOUT, DB_LOCK_TIMEOUT) < 1:
+    raise ImproperlyConfigured("MASKER_DB_CONNECT_TIMEOUT, _STATEMENT_TIMEOUT and _LOCK_TIMEOUT must be >= 1 second")
+if DB_LOCK_TIMEOUT >= DB_STATEMENT_TIMEOUT:
+    raise ImproperlyConfigured("MASKER_DB_LOCK_TIMEOUT must be shorter than MASKER_DB_STATEMENT_TIMEOUT")
+_DB_OPTIONS = DATABASES["default"].setdefault("OPTIONS", {})
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # select_for_update() is a no-op on SQLite: IMMEDIATE transactions serialise writers instead (SPEC §9).
-    DATABASES["default"].setdefault("OPTIONS", {})["transaction_mode"] = "IMMEDIATE"
-    DATABASES["default"]["OPTIONS"]["timeout"] = 20
+    _DB_OPTIONS["transaction_mode"] = "IMMEDIATE"
+    _DB_OPTIONS["timeout"] = DB_LOCK_TIMEOUT  # how long a writer waits for another's lock
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    _DB_OPTIONS["connect_timeout"] = DB_CONNECT_TIMEOUT
+    _DB_OPTIONS["options"] = " ".join(
+        [
+            _DB_OPTIONS.get("options", ""),
+            f"-c statement_timeout={DB_STATEMENT_TIMEOUT * 1000}",
+            f"-c lock_timeout={DB_LOCK_TIMEOUT * 1000}",
+        ]
+    ).strip()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -147,7 +185,29 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_SSL_REDIRECT = env_bool("MASKER_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = env_int("MASKER_HSTS_SECONDS", 0 if DEBUG else 31536000)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("MASKER_BEHIND_PROXY", False) else None
+# Reverse proxies in front of the service: 0 = none (REMOTE_ADDR is the client); N = N trusted hops, whose
+# X-Forwarded-Proto is believed and whose X-Forwarded-For names the client (N-th address from the right).
+BEHIND_PROXY_HOPS = env_proxy_hops("MASKER_BEHIND_PROXY")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY_HOPS else None
+
+# Content-Security-Policy on every page (django-csp): local scripts, styles, fonts and images only; no inline
+# script anywhere (the Swagger UI's start-up script is served as a file).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
+
+AUTHENTICATION_BACKENDS = ["masker.throttling.LoginLimitBackend"]
 
 # Request body limits (issue 5): bigger bodies are answered 413 before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MASKER_MAX_BODY_BYTES", 2 * 1024 * 1024)
@@ -167,7 +227,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["masker.parsers.StrictJSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "masker.parsers.StrictContentNegotiation",
+    "NUM_PROXIES": BEHIND_PROXY_HOPS,
     "EXCEPTION_HANDLER": "masker.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
@@ -175,7 +237,6 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["masker.throttling.TokenRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "token": os.environ.get("MASKER_TOKEN_RATE", "6000/min"),
-        "login": os.environ.get("MASKER_LOGIN_RATE", "10/min"),
     },
 }
 
@@ -190,6 +251,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "masker.schema.postprocess_schema"],
     "ENUM_NAME_OVERRIDES": {
         "SessionStatusEnum": "audit.models.Session.Status",
         "SessionEndStatusEnum": "audit.events.END_STATUSES",
@@ -201,7 +263,11 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "masker.middleware.RequestIDLogFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        # Tracebacks without exception messages (they can quote request data): masker/logs.py.
+        "plain": {
+            "()": "masker.logs.SafeFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        },
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]},

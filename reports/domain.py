@@ -440,7 +440,7 @@ def verification_section(session_id: str, tree_size: int) -> dict[str, Any]:
             "this report object without its signature field."
         ),
         "offline_verifier": (
-            f"python -m audit.verify report masker-report-{session_id}.json --events "
+            f"python3 masker-verify.pyz report masker-report-{session_id}.json --events "
             f"masker-events-{session_id}.ndjson --keys keys.json"
         ),
         "urls": {"keys": KEYS_URL, "events": events_url, "inclusion_proof": f"{events_url}/{{seq}}/proof"},

@@ -14,7 +14,7 @@ fails; the report is still issued. Its entry carries its recorded ``tree_size`` 
 verified root exists for it.
 
 The period root (``merkle_root_hex``): leaf i is the RFC 8785 bytes of ``{merkle_root_hex, session_id, tree_size}``
-of the i-th session, leaf hash SHA-256(0x00 || bytes), RFC 6962 tree (``audit.verify_period``, which the offline
+of the i-th session, leaf hash SHA-256(0x00 || bytes), RFC 6962 tree (``verifier.period``, which the offline
 verifier runs too); an empty window's root is SHA-256("").
 """
 
@@ -33,7 +33,6 @@ from audit.merkle import MerkleAccumulator
 from audit.models import Agent, Session
 from audit.signing import sign_object
 from audit.timestamps import format_ts
-from audit.verify_period import period_leaf_hash
 from audit.walk import ChainSummary, SessionClaims, pinpoint_break, recorded_anchors, walk_sessions
 from masker.errors import ApiError, ValidationFailed
 from masker.ids import new_id
@@ -59,6 +58,7 @@ from reports.domain import (
 )
 from reports.models import ReportRecord
 from reports.safe_harbor import CATEGORIES, STATEMENT, safe_harbor_matrix
+from verifier.period import period_leaf_hash
 
 SCOPES = ("agent", "account")
 PERIOD_ALERT_TYPES = (*ALERT_TYPES, "integrity_broken")
@@ -603,7 +603,9 @@ def _verification(scope: str, window: Window) -> dict[str, Any]:
             f"Fetch the public keys ({KEYS_URL}) and check the Ed25519 signature over the RFC 8785 bytes of this "
             "report object without its signature field."
         ),
-        "offline_verifier": ("python -m audit.verify_period masker-report.json --events-dir exports/ --keys keys.json"),
+        "offline_verifier": (
+            "python3 masker-verify.pyz period masker-report.json --events-dir exports/ --keys keys.json"
+        ),
         "urls": {"keys": KEYS_URL, "events": "/api/v1/sessions/{session_id}/events"},
         "scope": (
             f"Every session of {'one agent' if scope == 'agent' else 'the account'} that started in "

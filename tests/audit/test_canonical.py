@@ -1,4 +1,4 @@
-"""The worked audit-chain example of shared/vectors/rfc6962.json, byte for byte, through our own code."""
+"""The worked audit-chain example of tests/vectors/rfc6962.json, byte for byte, through our own code."""
 
 import json
 from pathlib import Path
@@ -10,7 +10,7 @@ from audit.canonical import canonical_bytes
 from audit.events import stored_event_schema
 from audit.merkle import leaf_hash, merkle_root
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "rfc6962.json"
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "rfc6962.json"
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ from audit.models import AuditEvent
 from audit.signing import jwks
 from audit.writing import append_events, end_session, start_session
 from tests.audit.api_support import bearer_client, issue_token, mixed_batch
-from tests.audit.verify_support import download, ref_leaf, ref_mth, ref_path, ref_subproof
 from tests.conftest import T0
+from tests.verifier.support import download, ref_leaf, ref_mth, ref_path, ref_subproof
 
 MISSING_SESSION = "sess_01J00000000000000000000000"
 

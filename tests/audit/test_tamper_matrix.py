@@ -1,6 +1,7 @@
 """The tamper matrix: what an attacker with database access can do to a session's log, and that every walker --
 the report endpoint, ``manage.py verify_chain``, the admin's verify action and the offline verifier on a report
-issued before the tampering plus a fresh export -- catches each, the server's three naming the same place."""
+issued before the tampering plus a fresh export -- catches each, the server's three naming the same place (the
+offline verifier names lines of the export, so its verdict is compared as caught or not)."""
 
 import json
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from audit.writing import append_events, end_session, start_session
 from masker.models import Membership
 from reports.domain import build_session_report, sign_report
 from tests.conftest import T0, append_only_guard_lifted
+from tests.verifier.support import download, run_verifier
 
 pytestmark = pytest.mark.tampers
 
@@ -236,8 +238,29 @@ def _verdict_of_admin(staff_client, session) -> object:
     return int(where.removeprefix("at seq ")) if where.startswith("at seq ") else where.removeprefix("at the ")
 
 
+def _verdict_of_offline_verifier(client, session, held_report: dict, directory) -> str:
+    """The offline verifier on the report issued before the attack, with the log and keys downloaded after it.
+    Where the attack replaced the session's seal, the report is shown with that seal, as whoever replaced it would
+    present it (no report with it can come from the service, which refuses to walk such a log)."""
+    seal = held_report["audit_integrity"]["seal"]
+    if session.seal and session.seal["signature"] != seal["signature"]:
+        replaced = {name: session.seal[name] for name in ("sealed_at", "tree_size", "merkle_root_hex",
+                                                           "chain_head_hex", "signature")}  # fmt: skip
+        held_report = {**held_report, "audit_integrity": {**held_report["audit_integrity"], "seal": {
+            **seal, **replaced, "signature_kid": replaced["signature"]["kid"]}}}  # fmt: skip
+    report = directory / "held-report.json"
+    report.write_text(json.dumps({"report": held_report}))
+    events = directory / "events.ndjson"
+    events.write_bytes(download(client, reverse("audit:session-events", args=[session.id])))
+    keys = directory / "keys.json"
+    keys.write_bytes(download(Client(), "/api/v1/keys"))
+    code, out = run_verifier("report", report, "--events", events, "--keys", keys)
+    assert out.rstrip().splitlines()[-1].startswith("NOT VERIFIED"), out
+    return "caught" if code == 1 else f"exit {code}"
+
+
 @pytest.mark.parametrize("attack", list(ATTACKS), ids=lambda attack: attack.__name__)
-def test_every_walker_catches_the_attack_at_the_same_place(attack, agent, user_client, staff_client):
+def test_every_walker_catches_the_attack_at_the_same_place(attack, agent, user_client, staff_client, tmp_path):
     stays_open, expected = ATTACKS[attack]
     session, _ = start_session(agent, external_ref=f"call-{attack.__name__}", started_at=T0)
     append_events(session, _events(9), now=T0)
@@ -258,4 +281,21 @@ def test_every_walker_catches_the_attack_at_the_same_place(attack, agent, user_c
         "admin": _verdict_of_admin(staff_client, session),
     }
     assert verdicts == dict.fromkeys(verdicts, expected)
-    assert held_report["session_id"] == session.id
+    assert _verdict_of_offline_verifier(user_client, session, held_report, tmp_path) == "caught"
+
+
+def test_the_held_report_verifies_offline_before_any_attack(agent, user_client, tmp_path):
+    # The offline leg above fails for the attack, not for the way the report and the log are handed to it.
+    session, _ = start_session(agent, external_ref="call-untouched", started_at=T0)
+    append_events(session, _events(9), now=T0)
+    end_session(session, status="ok", now=T0 + timedelta(minutes=5))
+    session = Session.objects.select_related("agent", "account").get(pk=session.pk)
+    held_report = sign_report(build_session_report(session, generated_at=T0 + timedelta(minutes=6))).as_json()
+    report = tmp_path / "held-report.json"
+    report.write_text(json.dumps({"report": held_report}))
+    events = tmp_path / "events.ndjson"
+    events.write_bytes(download(user_client, reverse("audit:session-events", args=[session.id])))
+    keys = tmp_path / "keys.json"
+    keys.write_bytes(download(Client(), "/api/v1/keys"))
+    code, out = run_verifier("report", report, "--events", events, "--keys", keys)
+    assert code == 0, out

@@ -15,13 +15,11 @@ from django.urls import reverse
 from audit import walk
 from audit.models import Agent, AuditEvent
 from audit.timestamps import format_ts
-from audit.verify_period import period_leaf_bytes
 from masker.models import ApiToken
 from reports.domain import build_session_report
 from reports.models import ReportRecord
 from reports.period import Window, build_period_report, parse_window, render_period_json, sign_period_report
 from reports.period_rendering import PDF_SESSION_LIMIT, render_period_pdf
-from tests.audit.verify_support import ref_leaf, ref_mth
 from tests.conftest import append_only_guard_lifted
 from tests.reports.period_support import (
     ACCOUNT_URL,
@@ -41,6 +39,8 @@ from tests.reports.report_support import (
     schema_errors,
     verify_report_signature,
 )
+from tests.verifier.support import ref_leaf, ref_mth
+from verifier.period import period_leaf_bytes
 
 
 @pytest.fixture

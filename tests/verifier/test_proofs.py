@@ -1,5 +1,5 @@
 """Inclusion and consistency proofs end to end (issue 6, acceptance 2): served over HTTP, checked by the offline
-verifier's ``proof`` subcommand and by the RFC 9162 reference implementation of tests/audit/test_merkle.py, which
+verifier's ``proof`` subcommand and by the RFC 9162 reference implementation of tests/verifier/test_merkle.py, which
 shares no code with audit/. Mutated proofs fail both."""
 
 import json
@@ -11,7 +11,8 @@ from django.test import Client
 
 from audit.writing import append_events, end_session, start_session
 from tests.audit.api_support import mixed_batch
-from tests.audit.verify_support import (
+from tests.conftest import T0
+from tests.verifier.support import (
     download,
     fetch_evidence,
     flip_byte,
@@ -24,7 +25,6 @@ from tests.audit.verify_support import (
     ref_verify_inclusion,
     run_verifier,
 )
-from tests.conftest import T0
 
 SIZE = 1000
 

@@ -1,17 +1,23 @@
-"""Helpers of the independent-verification tests (issue 6): downloading evidence over HTTP, running the offline
-verifier, and the RFC 9162 reference implementation (written from the RFC alone, in tests/audit/test_merkle.py)."""
+"""Helpers of the offline verifier's tests: downloading evidence over HTTP, running the verifier (in this process
+or as the downloaded ``masker-verify.pyz`` outside the checkout), and the RFC 9162 reference implementation
+(written from the RFC alone, in tests/verifier/test_merkle.py)."""
 
 import io
 import json
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.test import Client
+from django.utils import timezone
 
-from audit import verify
-from tests.audit import test_merkle as _rfc9162  # the reference implementation; shares nothing with audit/
+from audit.models import Session
+from audit.verifier_download import build_verifier_pyz
+from reports.domain import build_session_report, sign_report
+from tests.verifier import test_merkle as _rfc9162  # the reference implementation; shares nothing with verifier/
+from verifier import cli
 
 ref_leaf = _rfc9162._ref_leaf
 ref_mth = _rfc9162._ref_mth
@@ -19,9 +25,6 @@ ref_path = _rfc9162._ref_path
 ref_subproof = _rfc9162._ref_subproof
 ref_verify_inclusion = _rfc9162._ref_verify_inclusion
 ref_verify_consistency = _rfc9162._ref_verify_consistency
-
-ROOT = Path(__file__).resolve().parents[2]
-VERIFY_PY = ROOT / "audit" / "verify.py"
 
 __all__ = [
     "ref_leaf",
@@ -50,7 +53,13 @@ class Evidence:
     pdf: Path | None = None
 
 
+def issued_report(session: Session):
+    """The session's signed report as the service issues it (the real domain), without going through HTTP."""
+    return sign_report(build_session_report(session, generated_at=timezone.now()))
+
+
 def fetch_evidence(client: Client, session_id: str, directory: Path, *, pdf: bool = False) -> Evidence:
+    """Download a session's report (JSON, and PDF if asked), events and keys into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     base = f"/api/v1/sessions/{session_id}"
     report = directory / f"masker-report-{session_id}.json"
@@ -67,25 +76,33 @@ def fetch_evidence(client: Client, session_id: str, directory: Path, *, pdf: boo
 
 
 def run_verifier(*args: object) -> tuple[int, str]:
-    """Run the verifier's CLI in this process; returns (exit status, printed output)."""
+    """Run the verifier's command line in this process; returns (exit status, printed output)."""
     out = io.StringIO()
-    code = verify.main([str(a) for a in args], out=out)
+    code = cli.main([str(a) for a in args], out=out)
     return code, out.getvalue()
 
 
-def run_verifier_process(*args: object, python_prelude: str = "", cwd: Path | None = None) -> tuple[int, str]:
-    """Run ``audit/verify.py`` as its own process, the way an auditor does (``-I``: isolated, so neither the
-    project nor PYTHONPATH is importable). ``python_prelude`` runs first (e.g. to hide an optional package)."""
-    code = f"{python_prelude}\nimport runpy, sys\nsys.argv = ['verify.py', *sys.argv[1:]]\n"
-    code += f"runpy.run_path({str(VERIFY_PY)!r}, run_name='__main__')"
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", code, *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd or Path("/"),
-        timeout=120,
-    )
-    return result.returncode, result.stdout + result.stderr
+def run_pyz(pyz: Path, *args: object, python: str = sys.executable, stdin: bytes | None = None) -> tuple[int, str]:
+    """Run ``pyz`` the way an auditor does: its own process, isolated (``-I``: neither the checkout nor PYTHONPATH
+    importable), from an empty temporary directory outside the checkout."""
+    with tempfile.TemporaryDirectory(prefix="auditor-") as cwd:
+        result = subprocess.run(
+            [python, "-I", str(pyz), *map(str, args)],
+            capture_output=True,
+            cwd=cwd,
+            input=stdin,
+            timeout=120,
+            check=False,
+        )
+    return result.returncode, (result.stdout + result.stderr).decode("utf-8")
+
+
+def run_verifier_process(*args: object, python: str = sys.executable, stdin: bytes | None = None) -> tuple[int, str]:
+    """Build ``masker-verify.pyz`` into a temporary directory and run it (``run_pyz``)."""
+    with tempfile.TemporaryDirectory(prefix="verifier-") as directory:
+        pyz = Path(directory) / "masker-verify.pyz"
+        pyz.write_bytes(build_verifier_pyz())
+        return run_pyz(pyz, *args, python=python, stdin=stdin)
 
 
 def read_lines(path: Path) -> list[bytes]:

@@ -1,6 +1,7 @@
-"""The offline check of a period report (``audit.verify_period``): an auditor downloads the account report, the
-keys and every listed session's export over HTTP, and the verifier recomputes the period root, each session's root
-and the summed figures -- and fails on a swapped session root, a removed session and an edited total."""
+"""The offline check of a period report (``masker-verify period``, ``verifier/period.py``): an auditor downloads
+the account report, the keys and every listed session's export over HTTP, and the verifier recomputes the period
+root, each session's root and the summed figures -- and fails on a swapped session root, a removed session and an
+edited total."""
 
 import io
 import json
@@ -9,16 +10,17 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
-from audit import verify_period
-from tests.audit.verify_support import download
 from tests.reports.period_support import ACCOUNT_URL, RANGE, World, _tamper
+from tests.verifier.support import download
+from verifier import cli
+from verifier.period import period_root
 
 pytestmark = pytest.mark.django_db
 
 
 def run(*args: object) -> tuple[int, str]:
     out = io.StringIO()
-    code = verify_period.main([str(a) for a in args], out=out)
+    code = cli.main(["period", *(str(a) for a in args)], out=out)
     return code, out.getvalue()
 
 
@@ -108,7 +110,7 @@ def test_a_removed_session_with_its_export_and_a_recomputed_root_still_fails_the
     def remove(report):
         removed.update(report["sessions"].pop(2))
         report["summary"]["total_sessions"] -= 1
-        report["merkle_root_hex"] = verify_period.period_root(
+        report["merkle_root_hex"] = period_root(
             (e["session_id"], e["tree_size"], e["merkle_root_hex"]) for e in report["sessions"]
         ).hex()
 

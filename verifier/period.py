@@ -1,56 +1,33 @@
-"""Offline check of a period report (scope ``agent`` or ``account``): its signature, its period root recomputed
-from its ``sessions``, and -- given a folder of the sessions' event exports (``masker-events-<session>.ndjson``, as
-``GET /api/v1/sessions/{id}/events`` names them) -- every session's root and the summed figures.
+"""Checking a period report (scope ``agent`` or ``account``): its signature, its period root recomputed from its
+``sessions``, and -- given a folder of the sessions' event exports (``masker-events-<session>.ndjson``, as
+``GET /api/v1/sessions/{id}/events`` names them) -- every session's root and the figures summed over them.
 
-Standard library only, like ``audit.verify`` (whose primitives, event walk and signature check it uses), so it
-moves with it into the stand-alone verifier. The period leaf is defined here and nowhere else: the server imports
-``period_leaf_hash`` (``reports.period``), so the roots the server signs and the ones an auditor recomputes come
-from the same code.
-
-Usage: ``python -m audit.verify_period REPORT.json [--events-dir DIR] [--keys KEYS.json]``; exit 0 verified,
-1 failed (each problem named), 2 cannot check.
+The period leaf is defined here and nowhere else: the server imports ``period_leaf_hash`` (``reports.period``), so
+the roots it signs and the ones an auditor recomputes come from the same code.
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
-import sys
-from collections.abc import Iterable, Sequence
-from typing import IO, Any
+from collections.abc import Iterable
+from typing import Any
 
-from audit.verify import (
-    ALERT_TYPES,
-    EXIT_UNABLE,
-    SCHEMA_V1,
-    CannotVerify,
-    EventsWalk,
-    MerkleAccumulator,
-    Outcome,
-    _at,
-    _compare,
-    _hash_of,
-    _load_jwks,
-    _read_json_file,
-    _report_object,
-    check_signature,
-    leaf_hash,
-)
+from verifier.canonical import canonical_bytes
+from verifier.events import ALERT_TYPES, EventsWalk
+from verifier.inputs import at, hash_of
+from verifier.merkle import MerkleAccumulator, leaf_hash
+from verifier.outcome import CannotVerify, Outcome
+from verifier.report import SCHEMA_V1, compare
+from verifier.signatures import Keys, check_signature
 
 PERIOD_SCOPES = ("agent", "account")
 
 
 def period_leaf_bytes(session_id: str, tree_size: int, merkle_root_hex: str | None) -> bytes:
-    """RFC 8785 bytes of ``{"merkle_root_hex", "session_id", "tree_size"}``. For these members (ASCII keys in
-    sorted order, strings, an integer, null) RFC 8785 is exactly the sorted, compact, non-ASCII-preserving form of
-    ``json.dumps``; a test compares the two on every shape of id and root."""
-    return json.dumps(
-        {"merkle_root_hex": merkle_root_hex, "session_id": session_id, "tree_size": tree_size},
-        separators=(",", ":"),
-        ensure_ascii=False,
-    ).encode("utf-8")
+    """RFC 8785 bytes of ``{"merkle_root_hex", "session_id", "tree_size"}``: the period root's leaf data."""
+    return canonical_bytes({"merkle_root_hex": merkle_root_hex, "session_id": session_id, "tree_size": tree_size})
 
 
 def period_leaf_hash(session_id: str, tree_size: int, merkle_root_hex: str | None) -> bytes:
@@ -111,7 +88,7 @@ def _entries(outcome: Outcome, report: dict[str, Any]) -> list[tuple[str, int, s
         if not isinstance(session_id, str) or type(size) is not int or size < 0:
             outcome.fail(f"{where}: session_id or tree_size missing or malformed")
             continue
-        if root is not None and _hash_of(root) is None:
+        if root is not None and hash_of(root) is None:
             outcome.fail(f"{where}.merkle_root_hex: not 64 lowercase hex digits")
         entries.append((session_id, size, root, entry))
     ids = [e[0] for e in entries]
@@ -120,9 +97,7 @@ def _entries(outcome: Outcome, report: dict[str, Any]) -> list[tuple[str, int, s
     return entries
 
 
-def verify_period_report(
-    outcome: Outcome, report: dict[str, Any], events_dir: str | None, keys: list[dict[str, Any]] | None
-) -> None:
+def verify_period_report(outcome: Outcome, report: dict[str, Any], events_dir: str | None, keys: Keys | None) -> None:
     """Check a period report: schema and scope, the period root from ``sessions``, and with ``events_dir`` each
     session's export (root, size, chain) and the figures summed over them. Problems go to ``outcome``."""
     if report.get("schema") != SCHEMA_V1:
@@ -132,8 +107,8 @@ def verify_period_report(
     entries = _entries(outcome, report)
     start = outcome.problems
     root = period_root((session_id, size, root) for session_id, size, root, _ in entries)
-    _compare(outcome, report, "merkle_root_hex", root.hex(), required=True)
-    _compare(outcome, report, "summary.total_sessions", len(entries), required=True)
+    compare(outcome, report, "merkle_root_hex", root.hex(), required=True)
+    compare(outcome, report, "summary.total_sessions", len(entries), required=True)
     if outcome.problems == start:
         outcome.ok(f"merkle_root_hex {root.hex()}: the period root of the {len(entries)} listed session(s)")
     if events_dir is not None:
@@ -187,40 +162,9 @@ def _verify_exports(outcome: Outcome, report: dict[str, Any], entries: list, eve
         outcome.ok("sessions: every listed session's export re-hashed; its root and size match the report")
     start = outcome.problems
     for path in SUMMED:
-        empty: Any = {} if isinstance(_at(report, path), dict) else 0
-        _compare(outcome, report, path, totals.get(path, empty), required=True)
-    _compare(outcome, report, "summary.alerts_by_type", alerts, required=True)
-    _compare(outcome, report, "summary.alert_count", sum(alerts.values()), required=True)
+        empty: Any = {} if isinstance(at(report, path), dict) else 0
+        compare(outcome, report, path, totals.get(path, empty), required=True)
+    compare(outcome, report, "summary.alerts_by_type", alerts, required=True)
+    compare(outcome, report, "summary.alert_count", sum(alerts.values()), required=True)
     if outcome.problems == start:
         outcome.ok(f"figures: {len(SUMMED) + 2} summed report figures agree with the sessions' events")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m audit.verify_period",
-        description="Verify a Masker period report (scope agent or account) offline. Exit 0: verified; "
-        "1: verification failed; 2: cannot check.",
-    )
-    parser.add_argument("report", help="REPORT.json: the body of GET /api/v1/reports or /api/v1/agents/{id}/report")
-    parser.add_argument("--events-dir", help="a folder of the sessions' exports (masker-events-<session>.ndjson)")
-    parser.add_argument("--keys", help="KEYS.json: the JWKS of GET /api/v1/keys; without it the signature is NOT "
-                        "checked")  # fmt: skip
-    return parser
-
-
-def main(argv: Sequence[str] | None = None, out: IO[str] | None = None) -> int:
-    out = out or sys.stdout
-    args = build_parser().parse_args(argv)
-    outcome = Outcome(out)
-    try:
-        report = _report_object(_read_json_file(args.report, "report"), args.report)
-        keys = _load_jwks(args.keys) if args.keys else None
-        verify_period_report(outcome, report, args.events_dir, keys)
-    except CannotVerify as exc:
-        print(f"ERROR   {exc}", file=out)
-        return EXIT_UNABLE
-    return outcome.finish(f"{report.get('scope')} report {report.get('id')}")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
