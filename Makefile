@@ -2,34 +2,67 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-SYSTEM_PACKAGES := chromium poppler-utils fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b
+# Debian packages: running needs Pango and fonts (WeasyPrint's PDF renderer); the tests also need Chromium (console
+# tests) and poppler (pdftotext reads the PDFs back).
+RUN_PACKAGES := fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b
+TEST_PACKAGES := $(RUN_PACKAGES) chromium poppler-utils
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format system-deps install bench clean
+# bash with pipefail, so a failing command piped through a filter still fails the target.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+# pip warns about every unreachable extra index location a machine's pip.conf names; those lines are dropped.
+PIP_FILTER := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+
+.PHONY: run test lint format system-deps system-deps-run install bench clean
+
+# What running needs (requirements.txt), and what the tests and tools need on top (requirements-dev.txt).
+$(VENV)/.installed-run: requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PIP) -r requirements.txt $(PIP_FILTER)
+	@touch $@
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	touch $@
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PIP) -r requirements-dev.txt $(PIP_FILTER)
+	@touch $@ $(VENV)/.installed-run
 
 install: $(VENV)/.installed
 
-# Debian packages for PDF rendering (Pango), PDF text extraction (pdftotext) and browser tests (Chromium).
-system-deps:
-	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+# Missing Debian packages are installed; apt waits up to 10 minutes for another apt to release the dpkg lock.
+define apt_install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages: $$missing"; \
+	  echo "installing Debian packages:" $$missing; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	  $$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$missing >/dev/null; \
 	fi
+endef
+
+system-deps-run:
+	$(call apt_install,$(RUN_PACKAGES))
+
+system-deps:
+	$(call apt_install,$(TEST_PACKAGES))
+
+# A development configuration, written once and never overwritten: DEBUG on and a secret of this machine's own.
+# Settings read it, so every manage.py command of the README works as written.
+.env:
+	@umask 077 && { \
+	  echo "# Development configuration written by 'make run' (see .env.example for every variable)."; \
+	  echo "MASKER_DEBUG=1"; \
+	  echo "MASKER_SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')"; \
+	} > $@
 
 # Serve the console and API on http://127.0.0.1:8000 with seeded demo data (SQLite under var/, DEBUG on).
-run: install system-deps
-	MASKER_DEBUG=1 $(PY) manage.py migrate --noinput
-	MASKER_DEBUG=1 $(PY) manage.py seed_demo
-	MASKER_DEBUG=1 $(PY) manage.py runserver $(HOST):$(PORT)
+run: $(VENV)/.installed-run system-deps-run .env
+	@$(PY) manage.py migrate --noinput -v 0
+	@$(PY) manage.py seed_demo
+	@echo "Serving http://$(HOST):$(PORT)/ (console /login/, API /api/v1/, API docs /api/v1/docs). Ctrl-C stops."
+	@$(PY) manage.py runserver $(HOST):$(PORT) --skip-checks
 
 # The whole suite: lint, then pytest (DATABASE_URL picks the database; default SQLite).
 test: install system-deps

@@ -1,4 +1,4 @@
-"""Domain errors of the audit log, each with its stable SPEC §8 code (turned into responses in masker.errors)."""
+"""Domain errors of the audit log, each with its stable error code (turned into responses in masker.errors)."""
 
 from masker.errors import ApiError
 

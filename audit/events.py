@@ -1,4 +1,4 @@
-"""Audit event kinds of Masker Audit Schema v1 (SPEC §6) and their strict validation.
+"""Audit event kinds of Masker Audit Schema v1 (docs/audit-log.md) and their strict validation.
 
 Every kind has a closed set of fields, expressed as JSON Schema (draft 7). A batch is checked with
 ``fastjsonschema`` (compiled, fast enough for the ingestion hot path); only a rejected batch is re-checked with
@@ -21,7 +21,7 @@ from masker.errors import ValidationFailed
 SCHEMA_VERSION = 1
 ZERO_HASH = "0" * 64
 
-# SPEC §5: canonical entity kinds.
+# Canonical entity kinds (docs/audit-log.md; each maps to a Safe Harbor category in reports/safe_harbor.py).
 ENTITY_KINDS = (
     "NAME", "ADDRESS", "ZIP", "DOB", "DATE", "AGE", "PHONE", "FAX", "EMAIL", "SSN", "MRN", "HEALTH_PLAN_ID",
     "ACCOUNT", "CREDIT_CARD", "LICENSE", "VIN", "LICENSE_PLATE", "DEVICE_ID", "URL", "IP_ADDRESS", "OTHER_ID",
@@ -158,23 +158,27 @@ _INTEGER_FIELDS = {
     kind: tuple(name for name, schema in fields.items() if schema.get("type") == "integer")
     for kind, fields in KIND_FIELDS.items()
 }
+# A rejected batch lists at most this many problems (each with its event index and field) and counts them all.
+MAX_LISTED_PROBLEMS = 200
+
 _FAST_CHECKS = {kind: fastjsonschema.compile(input_event_schema(kind)) for kind in EVENT_KINDS}
 _SAFE_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
-def _describe(error) -> tuple[str, str]:
-    """(field, message) for one jsonschema error, without echoing the submitted value."""
+def _describe(error) -> list[tuple[str, str]]:
+    """(field, message) pairs for one jsonschema error, without echoing the submitted value.
+
+    A ``required`` error names every missing field of its object (jsonschema raises one such error per missing
+    field, all with the same ``validator_value``; the caller drops the repeats)."""
     path = ".".join(str(p) for p in error.absolute_path)
     rule = error.validator
     if rule == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        name = extra[0] if extra and _SAFE_FIELD.match(str(extra[0])) else "<unexpected field>"
-        field = f"{path}.{name}" if path else name
-        return field, "unknown field: not part of this event kind"
+        extra = sorted(str(name) for name in set(error.instance) - set(error.schema.get("properties", {})))
+        names = [name if _SAFE_FIELD.match(name) else "<unexpected field>" for name in extra]
+        return [((f"{path}.{name}" if path else name), "unknown field: not part of this event kind") for name in names]
     if rule == "required":
         missing = [f for f in error.validator_value if f not in error.instance]
-        field = missing[0] if missing else path
-        return (f"{path}.{field}" if path else field), "required field is missing"
+        return [((f"{path}.{name}" if path else name), "required field is missing") for name in missing]
     value = error.validator_value
     messages = {
         "type": lambda: f"must be of type {value}",
@@ -188,7 +192,7 @@ def _describe(error) -> tuple[str, str]:
         "additionalItems": lambda: "has too many items",
     }
     describe = messages.get(rule)
-    return path or "<event>", describe() if describe else f"fails the '{rule}' rule"
+    return [(path or "<event>", describe() if describe else f"fails the '{rule}' rule")]
 
 
 def event_errors(event: object, *, allow_server_kinds: bool = False) -> list[dict[str, str]]:
@@ -202,10 +206,12 @@ def event_errors(event: object, *, allow_server_kinds: bool = False) -> list[dic
         return [{"field": "kind", "message": "unknown event kind; must be one of: " + ", ".join(EVENT_KINDS)}]
     if kind in SERVER_KINDS and not allow_server_kinds:
         return [{"field": "kind", "message": f"'{kind}' is written by the service, not submitted in a batch"}]
-    errors = []
+    errors: list[dict[str, str]] = []
     for error in sorted(_INPUT_VALIDATORS[kind].iter_errors(event), key=lambda e: list(e.absolute_path)):
-        field, message = _describe(error)
-        errors.append({"field": field, "message": message})
+        for field, message in _describe(error):
+            problem = {"field": field, "message": message}
+            if problem not in errors:
+                errors.append(problem)
     span = event.get("span")
     if kind == "phi.redacted" and not errors and span[0] > span[1]:
         errors.append({"field": "span", "message": "start must not exceed end"})
@@ -257,9 +263,12 @@ def validate_events(events: object, *, max_events: int = 1000, allow_server_kind
         for problem in event_errors(event, allow_server_kinds=allow_server_kinds):
             problems.append({"index": index, **problem})
     if problems:
+        details: dict[str, Any] = {"events": problems[:MAX_LISTED_PROBLEMS], "problem_count": len(problems)}
+        if len(problems) > MAX_LISTED_PROBLEMS:
+            details["truncated"] = True
         raise ValidationFailed(
             f"{len({p['index'] for p in problems})} event(s) in the batch are invalid; nothing was written.",
-            details={"events": problems},
+            details=details,
         )
     return events
 

@@ -10,7 +10,7 @@ bounded by the session's ``tree_size`` as read when the export starts, so an exp
 consistent prefix even while the proxy keeps appending.
 
 Memory: rows are fetched with ``.iterator(chunk_size=…)`` over ``values_list("canonical")`` (a server-side cursor
-on PostgreSQL; SPEC §9) and written out in blocks of about ``BLOCK_BYTES``, so neither the process nor the
+on PostgreSQL) and written out in blocks of about ``BLOCK_BYTES``, so neither the process nor the
 response buffers grow with the log.
 """
 

@@ -7,7 +7,7 @@ Contract of ``append_batch``:
   status, body)`` **in the append's own transaction, under the session lock** (``append_events(on_appended=…)``),
   so events and record commit or vanish together. A later batch with the same key and the same events returns
   the stored answer (``replayed``) without touching the chain, even after the session was sealed. The same key
-  with different events is refused: 400 ``validation_failed`` naming ``Idempotency-Key`` (SPEC §8 has no 422;
+  with different events is refused: 400 ``validation_failed`` naming ``Idempotency-Key`` (the API has no 422 for this;
   reusing a key for another request is a client error in the request, not a conflict with the session's state).
 - Two concurrent requests with the same key are serialised by the session lock: the second finds the first's
   record under the lock, its own (identical) append is rolled back, and it answers with the stored result.

@@ -1,4 +1,5 @@
-"""Policy documents (SPEC §4): YAML text, parsed and validated strictly; invalid ones are refused at creation."""
+"""Policy documents (docs/report.md, configuration snapshot): YAML text, parsed and validated strictly; invalid
+ones are refused at creation."""
 
 import hashlib
 from dataclasses import dataclass

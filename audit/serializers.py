@@ -17,6 +17,7 @@ from audit.events import END_STATUSES, EVENT_KINDS, SERVER_KINDS, input_event_sc
 from audit.models import Agent, Session
 from audit.timestamps import format_ts
 from masker.errors import ValidationFailed
+from masker.query import QuerySerializer
 
 MAX_BATCH_EVENTS = 1000
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")
@@ -102,7 +103,7 @@ class StrictSerializer(serializers.Serializer):
 
 
 def raise_invalid(serializer: serializers.Serializer) -> None:
-    """Raise the SPEC §8 ``validation_failed`` naming every bad field of an invalid serializer."""
+    """Raise the 400 ``validation_failed`` naming every bad field of an invalid serializer."""
     raise ValidationFailed(details={"fields": serializer.errors})
 
 
@@ -133,6 +134,8 @@ class SlugField(StrictRegexField):
 
 
 class SessionStartSerializer(StrictSerializer):
+    """The call to start a session for. Fields other than these are refused."""
+
     agent_id = StrictCharField(max_length=40, help_text="The agent handling the call (agt_…).")
     external_ref = ExternalRefField(
         identifiers.EXTERNAL_REF,
@@ -155,8 +158,20 @@ class SessionStartSerializer(StrictSerializer):
     started_at = Rfc3339Field(required=False, help_text="When the call started (defaults to now).")
 
 
+END_STATUS_HELP = (
+    "How the call ended, as the proxy reports it: `ok` — normally; `error` — cut short by an error; `partial` — "
+    "ended with part of the call not processed."
+)
+SESSION_STATUS_HELP = (
+    "`active` — the call is in progress and the session takes events; `ok`, `error`, `partial` — the call ended "
+    "(normally, cut short by an error, or with part of it not processed) and the session is sealed."
+)
+
+
 class SessionEndSerializer(StrictSerializer):
-    status = _choice(END_STATUSES, help_text="How the call ended.")
+    """How the call ended. Fields other than `status` are refused."""
+
+    status = _choice(END_STATUSES, help_text=END_STATUS_HELP)
 
 
 class QueryValueMixin:
@@ -191,28 +206,50 @@ _CURSOR_ERRORS = {"invalid": "must be the next_cursor of a previous page"}
 
 
 def _limit() -> QueryIntegerField:
-    return QueryIntegerField(min_value=1, max_value=200, default=50, required=False)
+    return QueryIntegerField(
+        min_value=1, max_value=200, default=50, required=False, help_text="Page size, 1-200 (default 50)."
+    )
 
 
-class SessionListQuerySerializer(serializers.Serializer):
+class SessionListQuerySerializer(QuerySerializer):
     limit = _limit()
-    cursor = QueryRegexField(SESSION_CURSOR_PATTERN, required=False, error_messages=_CURSOR_ERRORS,
-                             help_text="next_cursor of the previous page.")  # fmt: skip
+    cursor = QueryRegexField(
+        SESSION_CURSOR_PATTERN,
+        required=False,
+        error_messages=_CURSOR_ERRORS,
+        help_text="next_cursor of the previous page.",
+    )
     agent_id = QueryRegexField(
-        r"^agt_[0-9A-HJKMNP-TV-Z]{26}$", required=False, error_messages={"invalid": "must be an agent id (agt_…)"}
+        r"^agt_[0-9A-HJKMNP-TV-Z]{26}$",
+        required=False,
+        error_messages={"invalid": "must be an agent id (agt_…)"},
+        help_text="Only this agent's sessions (agt_…).",
     )
     status = QueryChoiceField(
         choices=Session.Status.choices,
         required=False,
         error_messages={"invalid_choice": "must be one of: " + ", ".join(Session.Status.values)},
+        help_text="Only sessions in this state. " + SESSION_STATUS_HELP,
     )
     since = QueryRfc3339Field(bounded=False, required=False, help_text="Only sessions started at or after this time.")
+    external_ref = QueryRegexField(
+        identifiers.EXTERNAL_REF,
+        max_length=128,
+        required=False,
+        help_text="Only the session(s) of this call: the voice platform's call id given when the session started "
+        "(exact match; one per agent).",
+        error_messages={"invalid": "must be 1-128 characters of letters, digits and . _ : -"},
+    )
 
 
-class AgentListQuerySerializer(serializers.Serializer):
+class AgentListQuerySerializer(QuerySerializer):
     limit = _limit()
-    cursor = QueryRegexField(AGENT_CURSOR_PATTERN, required=False, error_messages=_CURSOR_ERRORS,
-                             help_text="next_cursor of the previous page.")  # fmt: skip
+    cursor = QueryRegexField(
+        AGENT_CURSOR_PATTERN,
+        required=False,
+        error_messages=_CURSOR_ERRORS,
+        help_text="next_cursor of the previous page.",
+    )
 
 
 def session_cursor(session: Session) -> str:
@@ -292,8 +329,8 @@ def _client_kind_schema(kind: str) -> dict:
 EVENT_INPUT_SCHEMA = {
     "oneOf": [_client_kind_schema(kind) for kind in CLIENT_EVENT_KINDS],
     "description": "One event as the client submits it: kind, ts (RFC 3339 UTC with milliseconds) and the kind's "
-    "fields (SPEC §6). No other field is accepted; v, id, session_id, seq and prev_hash are assigned by the server; "
-    "session.started and session.ended are written by the service itself.",
+    "fields (docs/audit-log.md). No other field is accepted; v, id, session_id, seq and prev_hash are assigned by "
+    "the server; session.started and session.ended are written by the service itself.",
 }
 
 
@@ -303,7 +340,7 @@ class EventField(serializers.DictField):
 
 
 class EventBatchSerializer(serializers.Serializer):
-    """Documentation of the batch body; the view checks it with ``parse_event_batch`` + ``validate_events``."""
+    """A batch of events to append, all or nothing (1 to 1,000)."""
 
     events = serializers.ListField(child=EventField(), min_length=1, max_length=MAX_BATCH_EVENTS)
 
@@ -327,7 +364,7 @@ class SessionSummarySerializer(serializers.Serializer):
     external_ref = serializers.CharField()
     platform = serializers.CharField()
     upstream_model = serializers.CharField()
-    status = serializers.ChoiceField(choices=Session.Status.choices)
+    status = serializers.ChoiceField(choices=Session.Status.choices, help_text=SESSION_STATUS_HELP)
     started_at = Rfc3339Field()
     ended_at = Rfc3339Field(allow_null=True)
     duration_ms = serializers.IntegerField(allow_null=True)

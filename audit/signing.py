@@ -1,4 +1,4 @@
-"""Ed25519 signatures over RFC 8785 bytes, for reports and session seals (SPEC §6).
+"""Ed25519 signatures over RFC 8785 bytes, for reports and session seals (docs/audit-log.md, signatures).
 
 Where the current private key comes from, first match wins:
 

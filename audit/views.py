@@ -2,16 +2,17 @@
 
 Views authenticate (cookie or ``Bearer mk_…``), check the operation's scope (``masker.auth.HasScope``), look the
 object up scoped to the caller's account (another account's id is a 404), validate the envelope and call the
-domain (``audit.chain`` / ``audit.idempotency``). Errors are raised, never built here.
+domain (``audit.writing`` / ``audit.idempotency``). Errors are raised, never built here.
 """
 
 from django.db.models import Count, Q
 from django.http import StreamingHttpResponse
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit import openapi_examples as ex
 from audit.evidence_views import EVENTS_EXPORT_SCHEMA, parse_export_range
 from audit.export import export_filename, iter_event_lines
 from audit.idempotency import append_batch
@@ -39,10 +40,22 @@ from audit.serializers import (
 )
 from audit.writing import end_session, start_receipt, start_session
 from masker.auth import HasScope, actor_of, request_account
-from masker.schema import error_responses
+from masker.schema import error_responses, response_header
 
-SESSION_ID = OpenApiParameter("session_id", str, OpenApiParameter.PATH, description="sess_…")
-AGENT_ID = OpenApiParameter("agent_id", str, OpenApiParameter.PATH, description="agt_…")
+SESSION_ID = OpenApiParameter(
+    "session_id",
+    str,
+    OpenApiParameter.PATH,
+    description="The session's id (`sess_` + ULID). A malformed id is answered like an unknown one: 404.",
+    examples=[OpenApiExample("Demo intake call", value=ex.SESSION_ID)],
+)
+AGENT_ID = OpenApiParameter(
+    "agent_id",
+    str,
+    OpenApiParameter.PATH,
+    description="The agent's id (`agt_` + ULID). A malformed id is answered like an unknown one: 404.",
+    examples=[OpenApiExample("Demo intake line", value=ex.AGENT_ID)],
+)
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     str,
@@ -88,10 +101,15 @@ class SessionListView(ApiView):
 
     @extend_schema(
         operation_id="sessions_list",
+        summary="List sessions",
+        description="The account's sessions (one per call), newest first, a page at a time: pass the answer's "
+        "`next_cursor` as `cursor` for the next page. Filters combine. Each item summarises the call and its audit "
+        "log (size, root, head, sealed, redaction and alert counts). A parameter this operation does not take, or "
+        "one given twice, is a 400. Scope `sessions:read`.",
         parameters=[SessionListQuerySerializer],
         responses={200: SessionPageSerializer} | error_responses(400, 401, 403, 429),
+        examples=[ex.example("The demo intake call", "session_page")],
         tags=["sessions"],
-        description="The account's sessions, newest first (started_at, then id), with cursor pagination.",
     )
     def get(self, request):
         query = SessionListQuerySerializer(data=request.query_params)
@@ -105,6 +123,8 @@ class SessionListView(ApiView):
             sessions = sessions.filter(status=params["status"])
         if "since" in params:
             sessions = sessions.filter(started_at__gte=params["since"])
+        if "external_ref" in params:
+            sessions = sessions.filter(external_ref=params["external_ref"])
         if "cursor" in params:
             started, last_id = parse_session_cursor(params["cursor"])
             sessions = sessions.filter(Q(started_at__lt=started) | Q(started_at=started, id__lt=last_id))
@@ -119,17 +139,32 @@ class SessionListView(ApiView):
 
     @extend_schema(
         operation_id="sessions_start",
+        summary="Start a session (a call)",
+        description="Start the session of one call: the agent's current policy is snapshotted (later policy edits "
+        "never change this session's report) and `session.started` becomes event 0. Starting again with the same "
+        "`external_ref` for the same agent returns the existing session (200) instead of a second one, so a "
+        "retried start is safe. Scope `events:write` (or the admin role with the session cookie).",
         request=SessionStartSerializer,
+        examples=[
+            OpenApiExample(
+                "Start call-42",
+                value={"agent_id": ex.AGENT_ID, "external_ref": "call-42", "platform": "vapi"},
+                request_only=True,
+            ),
+            ex.example("Started", "started_session", status=201),
+            ex.example("Already started", "started_session"),
+        ],
         responses={
-            201: OpenApiResponse(SessionWriteSerializer, description="Started: session.started appended."),
+            201: OpenApiResponse(SessionWriteSerializer, description="Started: `session.started` is event 0."),
             200: OpenApiResponse(
-                SessionWriteSerializer, description="This agent's session for external_ref, with its start receipt."
+                SessionWriteSerializer,
+                description="This agent's existing session for the call, with its start receipt.",
             ),
         }
-        | error_responses(400, 401, 403, 404, 413, 429),
+        | error_responses(
+            400, 401, 403, 404, 413, 429, e404="`agent_not_found`: no such agent in the caller's account."
+        ),
         tags=["sessions"],
-        description="Start the session of one call (snapshots the agent's current policy, appends session.started). "
-        "Idempotent on (agent_id, external_ref).",
     )
     def post(self, request):
         now = timezone.now()
@@ -153,10 +188,14 @@ class SessionDetailView(ApiView):
 
     @extend_schema(
         operation_id="sessions_retrieve",
+        summary="Get a session",
+        description="One session: the call, its audit log's state (size, Merkle root, chain head), the signed "
+        "seal once it has ended, and how many events of each kind it holds. Scope `sessions:read`.",
         parameters=[SESSION_ID],
-        responses={200: SessionDetailSerializer} | error_responses(401, 403, 404, 429),
+        responses={200: SessionDetailSerializer}
+        | error_responses(401, 403, 404, 429, e404="`session_not_found`: no such session in the caller's account."),
+        examples=[ex.example("Ended demo call", "session_detail")],
         tags=["sessions"],
-        description="A session: chain state (tree_size, merkle_root_hex, chain_head_hex), seal and counts by kind.",
     )
     def get(self, request, session_id: str):
         session = Session.objects.get_visible(request_account(request), session_id)
@@ -184,13 +223,40 @@ class SessionEventsView(ApiView):
 
     @extend_schema(
         operation_id="sessions_events_append",
-        parameters=[SESSION_ID, IDEMPOTENCY_KEY],
+        summary="Append events to a session's audit log",
+        description="Append up to 1,000 events, all or nothing. Each event is `kind`, `ts` and the kind's fields "
+        "(docs/audit-log.md lists them); the server assigns `v`, `id`, `session_id`, `seq` and `prev_hash`. One "
+        "invalid event rejects the whole batch: 400 `validation_failed` with `details.events`, one "
+        "`{index, field, message}` per problem (at most 200 listed, `details.problem_count` counts them all). An "
+        "ended (sealed) session answers 409 `session_ended`. Scope `events:write`.",
+        parameters=[
+            SESSION_ID,
+            IDEMPOTENCY_KEY,
+            response_header(
+                "Idempotent-Replayed",
+                "`true` when this answer is the stored answer of an earlier request with the same "
+                "`Idempotency-Key` (nothing was appended this time); absent otherwise.",
+                statuses=[201],
+            ),
+        ],
         request=EventBatchSerializer,
-        responses={201: AppendResultSerializer} | error_responses(400, 401, 403, 404, 409, 413, 429),
+        examples=[
+            OpenApiExample("A redaction and a forward", value=ex.EVENT_BATCH, request_only=True),
+            ex.example("Appended", "append_result", status=201),
+        ],
+        responses={201: AppendResultSerializer}
+        | error_responses(
+            400,
+            401,
+            403,
+            404,
+            409,
+            413,
+            429,
+            e404="`session_not_found`: no such session in the caller's account.",
+            e409="`session_ended`: the session is sealed and takes no more events.",
+        ),
         tags=["sessions"],
-        description="Append up to 1,000 events, all or nothing: one invalid event rejects the batch with 400 "
-        "validation_failed and details.events = [{index, field, message}]. The server assigns v, id, "
-        "session_id, seq and prev_hash. A sealed session answers 409 session_ended.",
     )
     def post(self, request, session_id: str):
         session = Session.objects.get_visible(request_account(request), session_id)
@@ -206,12 +272,28 @@ class SessionEndView(ApiView):
 
     @extend_schema(
         operation_id="sessions_end",
+        summary="End a session and seal it",
+        description="Append `session.ended` and seal the session: its final size, root and head are signed (the "
+        "`seal`). Later appends, and a second end, answer 409 `session_ended`. Scope `events:write`.",
         parameters=[SESSION_ID],
         request=SessionEndSerializer,
-        responses={200: SessionWriteSerializer} | error_responses(400, 401, 403, 404, 409, 413, 429),
+        examples=[
+            OpenApiExample("Ended normally", value={"status": "ok"}, request_only=True),
+            ex.example("Sealed", "ended_session"),
+        ],
+        responses={200: SessionWriteSerializer}
+        | error_responses(
+            400,
+            401,
+            403,
+            404,
+            409,
+            413,
+            429,
+            e404="`session_not_found`: no such session in the caller's account.",
+            e409="`session_ended`: the session was already ended.",
+        ),
         tags=["sessions"],
-        description="Append session.ended and seal the session (final size and root, signed). Later appends and a "
-        "second end answer 409 session_ended.",
     )
     def post(self, request, session_id: str):
         session = Session.objects.get_visible(request_account(request), session_id)
@@ -227,10 +309,14 @@ class AgentListView(ApiView):
 
     @extend_schema(
         operation_id="agents_list",
+        summary="List agents",
+        description="The account's agents (each a voice agent behind the proxy, with its current policy), in "
+        "creation order, a page at a time: pass `next_cursor` as `cursor` for the next page. Scope "
+        "`sessions:read`.",
         parameters=[AgentListQuerySerializer],
         responses={200: AgentPageSerializer} | error_responses(400, 401, 403, 429),
+        examples=[ex.example("A page of one", "agent_page")],
         tags=["agents"],
-        description="The account's agents, by id (creation order), with cursor pagination.",
     )
     def get(self, request):
         query = AgentListQuerySerializer(data=request.query_params)
@@ -251,8 +337,13 @@ class AgentDetailView(ApiView):
 
     @extend_schema(
         operation_id="agents_retrieve",
+        summary="Get an agent",
+        description="One agent: its platform, upstream model, current policy and number of sessions. Scope "
+        "`sessions:read`.",
         parameters=[AGENT_ID],
-        responses={200: AgentDetailSerializer} | error_responses(401, 403, 404, 429),
+        responses={200: AgentDetailSerializer}
+        | error_responses(401, 403, 404, 429, e404="`agent_not_found`: no such agent in the caller's account."),
+        examples=[ex.example("Demo intake line", "agent_detail")],
         tags=["agents"],
     )
     def get(self, request, agent_id: str):

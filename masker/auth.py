@@ -3,16 +3,16 @@
 from datetime import timedelta
 
 from django.utils import timezone
-from rest_framework import authentication, permissions
+from rest_framework import authentication, exceptions, permissions
 
-from masker.errors import Forbidden, Unauthenticated
+from masker.errors import CsrfFailed, Forbidden, Unauthenticated
 from masker.models import ApiToken, account_of
 
 
 class CookieSessionAuthentication(authentication.SessionAuthentication):
     """Django's session (cookie ``masker_session``), CSRF-enforced for unsafe methods as DRF does.
 
-    ``authenticate_header`` makes DRF answer a missing login with 401, not 403 (SPEC §9).
+    ``authenticate_header`` makes DRF answer a missing login with 401, not 403.
     """
 
     def authenticate(self, request):
@@ -24,6 +24,13 @@ class CookieSessionAuthentication(authentication.SessionAuthentication):
 
     def authenticate_header(self, request) -> str:
         return 'Cookie realm="masker_session"'
+
+    def enforce_csrf(self, request) -> None:
+        """DRF's check, answered 403 ``csrf_failed`` with what to send instead of a generic ``forbidden``."""
+        try:
+            super().enforce_csrf(request)
+        except exceptions.PermissionDenied as exc:
+            raise CsrfFailed() from exc
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):

@@ -1,4 +1,5 @@
-"""The one place that turns errors into the SPEC §8 envelope.
+"""The one place that turns errors into the error envelope
+``{"error": {"code", "message", "request_id", "details"?}}`` (README, "API by example").
 
 Domain code raises ``ApiError`` subclasses carrying a stable ``code`` and HTTP ``status``; DRF's own exceptions
 are mapped to the same codes; anything else becomes a logged 500 ``internal_error`` without a traceback in the body.
@@ -46,6 +47,14 @@ class Unauthenticated(ApiError):
 
 class Forbidden(ApiError):
     status, code, message = 403, "forbidden", "You do not have permission to perform this action."
+
+
+class CsrfFailed(ApiError):
+    status, code = 403, "csrf_failed"
+    message = (
+        "CSRF check failed: a write signed in with the masker_session cookie must send the X-CSRFToken header "
+        "set to the value of the csrftoken cookie (and, over HTTPS, an Origin or Referer of this site)."
+    )
 
 
 class NotFound(ApiError):

@@ -1,4 +1,5 @@
-"""Public identifiers: a type prefix and a ULID (SPEC §2), e.g. ``sess_01JD00000000000000000000AA``."""
+"""Public identifiers: a type prefix and a ULID (docs/audit-log.md, identifiers), e.g.
+``sess_01JD00000000000000000000AA``."""
 
 import re
 from functools import partial

@@ -1,4 +1,4 @@
-"""Tenancy: accounts, memberships of users in an account, and scoped API tokens (SPEC §3)."""
+"""Tenancy: accounts, memberships of users in an account, and scoped API tokens."""
 
 import hashlib
 import secrets

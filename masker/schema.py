@@ -1,7 +1,7 @@
-"""OpenAPI helpers: the SPEC §8 error envelope, declared once and reused by every view's ``@extend_schema``."""
+"""OpenAPI helpers: the error envelope (masker.errors), declared once and reused by every view's ``@extend_schema``."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
 ErrorSerializer = inline_serializer(
@@ -20,22 +20,88 @@ ErrorSerializer = inline_serializer(
 )
 
 _DESCRIPTIONS = {
-    400: "invalid_format or validation_failed",
-    401: "unauthenticated",
-    403: "forbidden (token lacks the scope, or role too low)",
-    404: "not found (unknown, malformed or another account's id)",
-    409: "audit_chain_broken or session_ended",
-    413: "payload_too_large",
-    422: "window_too_large (a period report's window holds too many events: use a report run)",
-    429: "rate_limited (see Retry-After)",
-    500: "report_generation_failed or internal_error",
-    503: "database_unavailable (see Retry-After)",
+    400: "`validation_failed`: a field, query parameter or header is missing, unknown, repeated or invalid; "
+    "`error.details` names each one. Nothing was written.",
+    401: "`unauthenticated`: no valid session cookie or API token (a revoked or unknown token is refused too).",
+    403: "`forbidden`: the token lacks this operation's scope, or the user's role may not do it. For a write "
+    "signed in with the session cookie, `csrf_failed`: send the `X-CSRFToken` header set to the value of the "
+    "`csrftoken` cookie.",
+    404: "Not found: an unknown or malformed id, or another account's (`session_not_found`, `agent_not_found` or "
+    "`not_found`).",
+    409: "`audit_chain_broken`: the session's audit log does not verify (`error.details` names the first bad seq "
+    "or `seal`); or `session_ended`: the session is sealed and takes no more events.",
+    413: "`payload_too_large`: the body is over the size limit (2 MiB by default). Nothing was read or written.",
+    422: "`window_too_large`: a period report's window holds more events than a synchronous report covers "
+    "(`MASKER_SYNC_REPORT_MAX_EVENTS`); narrow the window or use a report run.",
+    429: "`rate_limited`: too many requests for this API token (or sign-in attempts); retry after `Retry-After` "
+    "seconds.",
+    500: "`report_generation_failed` (the PDF could not be rendered) or `internal_error`; the request id is logged.",
+    503: "`database_unavailable`: the database did not answer in time; retry after `Retry-After` seconds.",
 }
 
 
-def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
-    """``{status: OpenApiResponse(Error)}`` for the given statuses, to merge into ``responses=``."""
-    return {s: OpenApiResponse(response=ErrorSerializer, description=_DESCRIPTIONS[s]) for s in statuses}
+def error_responses(*statuses: int, **descriptions: str) -> dict[int, OpenApiResponse]:
+    """``{status: OpenApiResponse(Error)}`` for the given statuses, to merge into ``responses=``. A keyword
+    ``e400="…"`` replaces the generic description of that status for one operation."""
+    return {
+        status: OpenApiResponse(
+            response=ErrorSerializer, description=descriptions.get(f"e{status}", _DESCRIPTIONS[status])
+        )
+        for status in statuses
+    }
+
+
+def response_header(name: str, description: str, *, statuses: list[int] | bool = True) -> OpenApiParameter:
+    """A response header, for ``parameters=`` of ``@extend_schema``: sent on ``statuses`` (True: on every response)."""
+    return OpenApiParameter(name, str, OpenApiParameter.HEADER, response=statuses, description=description)
+
+
+NO_STORE = "`no-store`: generated for this request from the current log; never cached."
+ATTACHMENT = 'Names the download: `attachment; filename="…"`.'
+
+# Headers every response of an operation carries, added to the document once here rather than on each view.
+REQUEST_ID = {
+    "description": "The request's id (`req_` + ULID), also in the body of every error and in the server's log: "
+    "quote it when you report a problem.",
+    "schema": {
+        "type": "string",
+        "pattern": "^req_[0-9A-HJKMNP-TV-Z]{26}$",
+        "example": "req_01M8QE63FHY3GCPWT2ZNYD87GZ",
+    },
+}
+RETRY_AFTER = {
+    "description": "Seconds to wait before retrying.",
+    "schema": {"type": "integer", "minimum": 1, "example": 30},
+}
+CACHE_CONTROL = {
+    "description": "`no-store` unless this response documents another value: answers hold account data or are "
+    "generated for this request.",
+    "schema": {"type": "string", "example": "no-store"},
+}
+WWW_AUTHENTICATE = {
+    "description": 'The authentication to use: `Bearer realm="masker"` (API token) or the session cookie.',
+    "schema": {"type": "string", "example": 'Bearer realm="masker"'},
+}
+
+
+def document_common_headers(result: dict, generator, request, public) -> dict:
+    """drf-spectacular postprocessing hook: ``X-Request-ID`` and ``Cache-Control`` (``masker.middleware``) on every
+    response the application answers (not the 414 gunicorn answers itself), ``Retry-After`` on 429 and 503,
+    ``WWW-Authenticate`` on the 401 of operations that take credentials."""
+    for path in result.get("paths", {}).values():
+        for operation in path.values():
+            secured = any(requirement for requirement in operation.get("security", []))
+            for status, response in operation.get("responses", {}).items():
+                if status == "414":
+                    continue
+                headers = response.setdefault("headers", {})
+                headers["X-Request-ID"] = REQUEST_ID
+                headers.setdefault("Cache-Control", CACHE_CONTROL)
+                if status in ("429", "503"):
+                    headers["Retry-After"] = RETRY_AFTER
+                if status == "401" and secured:
+                    headers["WWW-Authenticate"] = WWW_AUTHENTICATE
+    return result
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
@@ -49,7 +115,8 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
             "type": "http",
             "scheme": "bearer",
             "bearerFormat": "mk_<secret>",
-            "description": "API token with scopes events:write, sessions:read, reports:read (SPEC §3).",
+            "description": "API token with scopes events:write, sessions:read, reports:read. Issue one in /admin/ or "
+            "with manage.py create_api_token.",
         }
 
 

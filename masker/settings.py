@@ -1,7 +1,8 @@
 """Masker compliance service settings: one file, read from the environment.
 
 Helpers fail loudly on bad values. Secrets have no production default: a development value is used only
-when DEBUG is on. `DATABASE_URL` picks the database (default: an SQLite file under var/).
+when DEBUG is on. `DATABASE_URL` picks the database (default: an SQLite file under var/). Variables missing
+from the environment are read from `.env` when there is one (see ENV_FILE).
 """
 
 import os
@@ -9,8 +10,14 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# A local .env (written once by `make run` for development) fills in what the environment does not set; the
+# environment always wins. MASKER_ENV_FILE names another file, or none when empty (the tests use that).
+ENV_FILE = os.environ.get("MASKER_ENV_FILE", str(BASE_DIR / ".env"))
+if ENV_FILE:
+    load_dotenv(ENV_FILE, override=False)
 VAR_DIR = Path(os.environ.get("MASKER_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
@@ -138,7 +145,7 @@ if DB_LOCK_TIMEOUT >= DB_STATEMENT_TIMEOUT:
     raise ImproperlyConfigured("MASKER_DB_LOCK_TIMEOUT must be shorter than MASKER_DB_STATEMENT_TIMEOUT")
 _DB_OPTIONS = DATABASES["default"].setdefault("OPTIONS", {})
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # select_for_update() is a no-op on SQLite: IMMEDIATE transactions serialise writers instead (SPEC §9).
+    # select_for_update() is a no-op on SQLite: IMMEDIATE transactions serialise writers instead.
     _DB_OPTIONS["transaction_mode"] = "IMMEDIATE"
     _DB_OPTIONS["timeout"] = DB_LOCK_TIMEOUT  # how long a writer waits for another's lock
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
@@ -171,7 +178,7 @@ WHITENOISE_USE_FINDERS = True
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/sessions/"
 
-# Sessions: the masker_session cookie (SPEC §3): HttpOnly, SameSite=Lax, Secure outside DEBUG, 30 days, sliding.
+# Sessions: the masker_session cookie: HttpOnly, SameSite=Lax, Secure outside DEBUG, 30 days, sliding.
 SESSION_COOKIE_NAME = "masker_session"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
@@ -215,7 +222,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MASKER_MAX_BODY_BYTES", 2 * 1024 * 1024)
 # A synchronous period report walks at most this many events (the window's sessions' sizes); more is 422.
 MASKER_SYNC_REPORT_MAX_EVENTS = env_int("MASKER_SYNC_REPORT_MAX_EVENTS", 2_000_000)
 
-# Ed25519 signing key for reports and seals (SPEC §6): MASKER_SIGNING_KEY (PEM or base64url raw seed) or a key file.
+# Ed25519 signing key for reports and seals (docs/audit-log.md): MASKER_SIGNING_KEY (PEM or base64url raw seed)
+# or a key file.
 MASKER_SIGNING_KEY = os.environ.get("MASKER_SIGNING_KEY", "")
 MASKER_SIGNING_KEY_FILE = os.environ.get("MASKER_SIGNING_KEY_FILE", "")
 MASKER_KEYS_DIR = Path(os.environ.get("MASKER_KEYS_DIR", VAR_DIR / "keys"))
@@ -232,6 +240,8 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": BEHIND_PROXY_HOPS,
     "EXCEPTION_HANDLER": "masker.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # ?format= is the report's own parameter, not a renderer switch; elsewhere it is an unknown parameter (400).
+    "URL_FORMAT_OVERRIDE": None,
     "UNAUTHENTICATED_USER": None,
     # Per API token, counted in the database so the limit holds across gunicorn workers (masker/throttling.py).
     "DEFAULT_THROTTLE_CLASSES": ["masker.throttling.TokenRateThrottle"],
@@ -244,14 +254,25 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Masker Compliance API",
-    "DESCRIPTION": "Audit log ingestion, session compliance reports (Masker Audit Schema v1) and verification.",
+    "DESCRIPTION": "Masker's compliance service: the proxy writes each call's hash-chained audit log here (API "
+    "tokens), and auditors and compliance teams read sessions, signed compliance reports (JSON, Masker Audit Schema "
+    "v1, or PDF) and the evidence to check them offline: the events export, Merkle proofs and the public keys. "
+    "Sign in with the session cookie (POST /api/v1/auth/login) or send `Authorization: Bearer mk_…`. Every error "
+    'is `{"error": {"code", "message", "request_id", "details"?}}`. The contracts behind the hashes and the '
+    "report are in the repository's docs/audit-log.md and docs/report.md.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "masker.schema.postprocess_schema"],
+    # Enum values are explained in each field's description, in words (not a generated "* `ok` - ok" list).
+    "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "masker.schema.postprocess_schema",
+        "masker.schema.document_common_headers",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "SessionStatusEnum": "audit.models.Session.Status",
         "SessionEndStatusEnum": "audit.events.END_STATUSES",
@@ -278,6 +299,8 @@ LOGGING = {
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
         # WeasyPrint narrates every layout step at INFO.
         "weasyprint": {"level": "WARNING"},
+        # runserver already says it watches for changes; the log line would say it twice.
+        "django.utils.autoreload": {"level": "WARNING"},
         "fontTools": {"level": "WARNING"},
     },
 }

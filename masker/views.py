@@ -8,7 +8,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.views import defaults
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -23,7 +23,7 @@ from masker.errors import (
     json_error,
     log_database_unavailable,
 )
-from masker.schema import error_responses
+from masker.schema import error_responses, response_header
 from masker.throttling import login_retry_after
 
 
@@ -99,9 +99,26 @@ class LoginView(APIView):
 
     @extend_schema(
         operation_id="auth_login",
+        summary="Sign in",
+        description="Exchange a console user's email and password for the `masker_session` cookie (HttpOnly, 30 "
+        "days, renewed with use). Send the cookie with later requests; a write signed in this way also needs the "
+        "`X-CSRFToken` header set to the `csrftoken` cookie's value. Ten failed attempts for one email from one "
+        "address within 15 minutes are answered 429.",
         request=LoginSerializer,
-        responses={204: OpenApiResponse(description="Logged in; the masker_session cookie is set.")}
-        | error_responses(400, 401, 429),
+        examples=[
+            OpenApiExample(
+                "Demo user", value={"email": "demo@masker.local", "password": "masker-demo-2026"}, request_only=True
+            )
+        ],
+        parameters=[
+            response_header(
+                "Set-Cookie",
+                "`masker_session=…` (the session) and `csrftoken=…` (the value to send as `X-CSRFToken`).",
+                statuses=[204],
+            )
+        ],
+        responses={204: OpenApiResponse(description="Signed in; the masker_session cookie is set. No body.")}
+        | error_responses(400, 401, 429, e401="`unauthenticated`: wrong email or password."),
         auth=[],
         tags=["auth"],
     )
@@ -129,8 +146,10 @@ class LogoutView(APIView):
 
     @extend_schema(
         operation_id="auth_logout",
+        summary="Sign out",
+        description="End the cookie session. Idempotent: signing out without a session is also a 204.",
         request=None,
-        responses={204: OpenApiResponse(description="Logged out.")},
+        responses={204: OpenApiResponse(description="Signed out. No body.")},
         auth=[],
         tags=["auth"],
     )
@@ -140,11 +159,21 @@ class LogoutView(APIView):
 
 
 class MeSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=["user", "token"])
-    id = serializers.CharField()
+    kind = serializers.ChoiceField(
+        choices=["user", "token"],
+        help_text="`user`: a console user signed in with the session cookie (`email` and `role` are given); "
+        "`token`: an API token (`scopes` is given).",
+    )
+    id = serializers.CharField(help_text="The user's membership id (`usr_…`) or the token's id (`key_…`).")
     email = serializers.EmailField(required=False)
-    role = serializers.CharField(required=False)
-    scopes = serializers.ListField(child=serializers.CharField(), required=False)
+    role = serializers.CharField(
+        required=False, help_text="`admin` (may also write) or `viewer` (reads sessions and reports)."
+    )
+    scopes = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="The token's scopes: `events:write`, `sessions:read`, `reports:read`.",
+    )
     account = inline_serializer("MeAccount", {"id": serializers.CharField(), "name": serializers.CharField()})
 
 
@@ -153,7 +182,36 @@ class MeView(APIView):
 
     permission_classes = [HasScope]
 
-    @extend_schema(operation_id="me", responses={200: MeSerializer} | error_responses(401, 403), tags=["auth"])
+    @extend_schema(
+        operation_id="me",
+        summary="Who am I",
+        description="The caller — the signed-in user or the API token — and its account. Any token may call it.",
+        responses={200: MeSerializer} | error_responses(401, 403, 429),
+        examples=[
+            OpenApiExample(
+                "Signed-in user",
+                value={
+                    "kind": "user",
+                    "id": "usr_01M8QETZFSSWMWPD2S8HZJ1A0H",
+                    "email": "demo@masker.local",
+                    "role": "admin",
+                    "account": {"id": "acc_01M8QETY9ZBW992W6E246QZNE6", "name": "Acme Health"},
+                },
+                response_only=True,
+            ),
+            OpenApiExample(
+                "API token",
+                value={
+                    "kind": "token",
+                    "id": "key_01M8QDR19BVK10JCJGT8E709GA",
+                    "scopes": ["events:write", "reports:read", "sessions:read"],
+                    "account": {"id": "acc_01M8QETY9ZBW992W6E246QZNE6", "name": "Acme Health"},
+                },
+                response_only=True,
+            ),
+        ],
+        tags=["auth"],
+    )
     def get(self, request):
         account = request_account(request)
         user = request.user

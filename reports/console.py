@@ -8,6 +8,7 @@ API, which authenticates the same cookie and records each download in the report
 """
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import urlencode
@@ -26,6 +27,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from audit.errors import AuditChainBroken, SessionNotFound
+from audit.identifiers import EXTERNAL_REF
 from audit.models import Agent, Session
 from masker.models import Account, account_of
 from masker.throttling import login_retry_after
@@ -145,6 +147,7 @@ class SessionFilters:
 
     agent: str = ""
     status: str = ""
+    external_ref: str = ""
     date_from: date | None = None
     date_to: date | None = None
     has_alerts: bool = False
@@ -161,6 +164,10 @@ class SessionFilters:
         if status and status not in Session.Status.values:
             notes.append("The status filter was ignored: it is not a session status.")
             status = ""
+        external_ref = params.get("external_ref", "").strip()
+        if external_ref and not re.match(EXTERNAL_REF, external_ref):
+            notes.append("The call reference filter was ignored: use letters, digits and . _ : - only.")
+            external_ref = ""
         date_from = _parse_date(params.get("from", ""), "from", notes)
         date_to = _parse_date(params.get("to", ""), "to", notes)
         if date_from and date_to and date_from > date_to:
@@ -169,13 +176,15 @@ class SessionFilters:
         alerts = params.get("alerts", "").strip()
         if alerts not in ("", "1"):
             notes.append("The 'has alerts' filter was ignored: use alerts=1.")
-        return cls(agent, status, date_from, date_to, alerts == "1", tuple(notes))
+        return cls(agent, status, external_ref, date_from, date_to, alerts == "1", tuple(notes))
 
     def apply(self, queryset):
         if self.agent:
             queryset = queryset.filter(agent_id=self.agent)
         if self.status:
             queryset = queryset.filter(status=self.status)
+        if self.external_ref:
+            queryset = queryset.filter(external_ref=self.external_ref)
         if self.date_from:
             queryset = queryset.filter(started_at__gte=datetime.combine(self.date_from, time.min, tzinfo=UTC))
         if self.date_to:
@@ -187,13 +196,14 @@ class SessionFilters:
 
     @property
     def active(self) -> bool:
-        return bool(self.agent or self.status or self.date_from or self.date_to or self.has_alerts)
+        return bool(self.agent or self.status or self.external_ref or self.date_from or self.date_to or self.has_alerts)
 
     def query(self, **extra) -> str:
         """The filters as a query string (for pagination links), plus ``extra``."""
         params = {
             "agent": self.agent,
             "status": self.status,
+            "external_ref": self.external_ref,
             "from": self.date_from.isoformat() if self.date_from else "",
             "to": self.date_to.isoformat() if self.date_to else "",
             "alerts": "1" if self.has_alerts else "",

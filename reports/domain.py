@@ -1,4 +1,4 @@
-"""The session compliance report (SPEC §7): one immutable value, computed from the verified audit log.
+"""The session compliance report (docs/report.md): one immutable value, computed from the verified audit log.
 
 ``build_session_report(session, *, generated_at)`` walks the session's events once, in ``seq`` order, streamed
 from the database (memory does not grow with the log): each stored canonical byte string is re-hashed, its
@@ -454,7 +454,7 @@ def verification_section(session_id: str, tree_size: int) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class SessionReport:
-    """A session's compliance report. ``as_json()`` is the ``"report"`` object, keys in SPEC §7 order."""
+    """A session's compliance report. ``as_json()`` is the ``"report"`` object, keys in the order of docs/report.md."""
 
     id: str
     session_id: str

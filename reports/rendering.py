@@ -1,7 +1,7 @@
 """Two renderings of one report value: the JSON document and the auditor's PDF.
 
-- ``render_report_json(report) -> bytes``: ``{"report": {...}}``, keys in SPEC §7 order, UTF-8. The PDF embeds
-  exactly these bytes, so the attachment of a PDF equals a JSON download of the same report id.
+- ``render_report_json(report) -> bytes``: ``{"report": {...}}``, keys in docs/report.md's order, UTF-8. The PDF
+  embeds exactly these bytes, so the attachment of a PDF equals a JSON download of the same report id.
 - ``render_report_html(report) -> str``: the template ``MASKER_REPORT_TEMPLATE`` (default
   ``reports/session_report.html``) with a context precomputed here; templates never touch the database.
 - ``render_report_pdf(report) -> bytes``: WeasyPrint, PDF/A-3b, the JSON attached, every page stamped with the

@@ -1,4 +1,4 @@
-"""The HIPAA Safe Harbor matrix (45 CFR 164.514(b)(2)(i), SPEC §5), computed from a policy alone.
+"""The HIPAA Safe Harbor matrix (45 CFR 164.514(b)(2)(i); docs/report.md), computed from a policy alone.
 
 Pure: a parsed policy (``audit.policy.PolicyDoc``) in, statuses out; no database, no clock. Coverage is what the
 policy *would* replace, not what a call happened to contain: a category is ``full`` when every entity kind it
@@ -47,7 +47,7 @@ CATEGORIES: MappingProxyType[str, str] = MappingProxyType(
     }
 )
 
-# The entity kinds each detection-based category needs for ``full`` (SPEC §5).
+# The entity kinds each detection-based category needs for ``full`` (docs/report.md).
 REQUIRED_KINDS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
     {
         "A_names": ("NAME",),

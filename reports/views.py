@@ -16,15 +16,16 @@ from typing import Any
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
 from audit.models import Agent, Session
 from masker.auth import HasScope, actor_of, request_account
-from masker.errors import InvalidFormat, ValidationFailed
-from masker.schema import error_responses
+from masker.errors import InvalidFormat
+from masker.query import check_query_params
+from masker.schema import ATTACHMENT, NO_STORE, error_responses, response_header
 from reports.domain import build_session_report, record_report, sign_report
 from reports.period import (
     build_period_report,
@@ -38,6 +39,8 @@ from reports.period_rendering import render_period_pdf
 from reports.rendering import render_report_json, render_report_pdf, report_filename
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "schema" / "masker-audit-v1.json"
+# A real signed report of the demo's intake call, the OpenAPI example; tests validate it against SCHEMA_FILE.
+EXAMPLE_REPORT_FILE = SCHEMA_FILE.parent / "example-report.json"
 FORMATS = {"json": "application/json", "pdf": "application/pdf"}
 
 
@@ -99,6 +102,18 @@ def audit_schema_bytes() -> bytes:
 
 
 @cache
+def schema_head() -> dict[str, Any]:
+    """The schema file's top-level fields but its definitions: the example of the schema download."""
+    schema = json.loads(audit_schema_bytes())
+    return {key: value for key, value in schema.items() if key not in ("$defs", "properties")}
+
+
+@cache
+def example_report() -> dict[str, Any]:
+    return json.loads(EXAMPLE_REPORT_FILE.read_text(encoding="utf-8"))
+
+
+@cache
 def report_openapi_schema(definition: str = "session_report") -> dict[str, Any]:
     """The response body ``{"report": ...}`` with the report of one scope (``session_report`` or
     ``period_report``): OpenAPI 3.0 has no ``if``/``then``, so each operation shows its own scope's report."""
@@ -114,14 +129,19 @@ class SessionReportView(APIView):
     permission_classes = [HasScope]
     required_scope = "reports:read"
     content_negotiation_class = IgnoreFormatNegotiation
+    # No HEAD: Django would answer it by running GET, which issues, signs and records a report. HEAD is 405.
+    http_method_names = ["get", "options"]
 
     @extend_schema(
         operation_id="session_report",
         summary="Session compliance report (JSON or PDF)",
         description=(
-            "Walks and verifies the session's audit log and returns its compliance report: Masker Audit Schema v1 "
-            "JSON (see /api/v1/schemas/masker-audit-v1.json) or a PDF/A-3b rendering of the same report with the "
-            "signed JSON embedded. Each call issues a new report id and is recorded in the report register."
+            "Walks and verifies the session's whole audit log and returns its signed compliance report: JSON "
+            "(Masker Audit Schema v1, served at /api/v1/schemas/masker-audit-v1.json) or an auditor-ready PDF/A-3b "
+            "of the same report with the signed JSON attached inside. Every figure comes from the verified log; a "
+            "log that does not verify gives 409 and no report. Each call issues a new report id (`rep_…`) and is "
+            "recorded in the report register; HEAD is not allowed (405), since it would issue a report too. The "
+            "report's sections and fields are described in docs/report.md. Scope `reports:read`."
         ),
         parameters=[
             OpenApiParameter(
@@ -130,21 +150,46 @@ class SessionReportView(APIView):
                 OpenApiParameter.QUERY,
                 enum=list(FORMATS),
                 default="json",
-                description="json (default) or pdf; anything else is 400 invalid_format.",
+                description="`json` (default): the signed report as JSON; `pdf`: the same report as a PDF/A-3b "
+                "document. Anything else is 400 `invalid_format`; `format` given twice is 400 `validation_failed`.",
             ),
+            response_header(
+                "Content-Disposition",
+                ATTACHMENT + " Example: `masker-report-<session>.json` or `.pdf`.",
+                statuses=[200],
+            ),
+            response_header("Cache-Control", NO_STORE),
         ],
         responses={
             (200, "application/json"): OpenApiResponse(
-                response=report_openapi_schema(), description="The signed report (Masker Audit Schema v1)."
+                response=report_openapi_schema(),
+                description="The signed report (Masker Audit Schema v1).",
+                examples=[OpenApiExample("Demo intake call", value=example_report(), media_type="application/json")],
             ),
             (200, "application/pdf"): OpenApiResponse(
-                response=OpenApiTypes.BINARY, description="The PDF/A-3b report, with the JSON report attached."
+                response=OpenApiTypes.BINARY,
+                description="The PDF/A-3b report, with the JSON report attached.",
+                examples=[OpenApiExample("PDF", value="(the PDF file, binary: %PDF-…)", media_type="application/pdf")],
             ),
         }
-        | error_responses(400, 401, 403, 404, 409, 500),
+        | error_responses(
+            400,
+            401,
+            403,
+            404,
+            409,
+            429,
+            500,
+            e400="`invalid_format`: `format` is not `json` or `pdf`; or `validation_failed`: an unknown or repeated "
+            "query parameter.",
+            e404="`session_not_found`: no such session in the caller's account.",
+            e409="`audit_chain_broken`: the session's audit log does not verify (`error.details` names the first bad "
+            "seq, or `seal`); no report is issued.",
+        ),
         tags=["reports"],
     )
     def get(self, request, session_id: str) -> HttpResponse:
+        check_query_params(request.query_params, {"format"})
         report_format = request.query_params.get("format", "json")
         if report_format not in FORMATS:
             raise InvalidFormat("format must be 'json' or 'pdf'.", details={"allowed": list(FORMATS)})
@@ -197,17 +242,13 @@ class PeriodReportView(APIView):
     permission_classes = [HasScope]
     required_scope = "reports:read"
     content_negotiation_class = IgnoreFormatNegotiation
+    http_method_names = ["get", "options"]  # HEAD would issue and record a report, as for session reports
 
     def period_report(self, request, agent_id: str | None) -> HttpResponse:
         # Tenancy first: another account's agent is 404 whatever the parameters.
         account = request_account(request)
         agent = Agent.objects.get_visible(account, agent_id) if agent_id is not None else None
-        unknown = sorted(set(request.query_params) - set(PERIOD_PARAMETERS))
-        if unknown:
-            raise ValidationFailed(
-                f"Unknown query parameter(s): {', '.join(unknown)}.",
-                details={name: "unknown parameter" for name in unknown},
-            )
+        check_query_params(request.query_params, PERIOD_PARAMETERS)
         report_format = request.query_params.get("format", "json")
         if report_format not in FORMATS:
             raise InvalidFormat("format must be 'json' or 'pdf'.", details={"allowed": list(FORMATS)})
@@ -281,7 +322,24 @@ class AuditSchemaView(APIView):
     @extend_schema(
         operation_id="masker_audit_schema_v1",
         summary="Masker Audit Schema v1 (JSON Schema, draft 2020-12)",
-        responses={(200, "application/schema+json"): OpenApiResponse(response=OpenApiTypes.OBJECT)},
+        description="The JSON Schema every JSON report conforms to, to validate reports with any JSON Schema tool. "
+        "Public: no authentication.",
+        parameters=[
+            response_header("Content-Disposition", '`inline; filename="masker-audit-v1.json"`.', statuses=[200])
+        ],
+        responses={
+            (200, "application/schema+json"): OpenApiResponse(
+                response=OpenApiTypes.OBJECT,
+                description="The schema document.",
+                examples=[
+                    OpenApiExample(
+                        "Its head (the properties left out)",
+                        value=schema_head(),
+                        media_type="application/schema+json",
+                    )
+                ],
+            )
+        },
         auth=[],
         tags=["reports"],
     )

@@ -28,7 +28,12 @@ def test_eight_concurrent_api_clients_keep_the_chain_gapless_and_verifiable(live
     secret = issue_token(acme, "events:write")
     session_id = (
         bearer_client(secret)
-        .post("/api/v1/sessions", {"agent_id": agent.id, "external_ref": "call-8-clients"}, format="json")
+        .post(
+            "/api/v1/sessions",
+            # started just before the events' fixed ts: an event may not precede its session's start by > 5 min
+            {"agent_id": agent.id, "external_ref": "call-8-clients", "started_at": "2026-05-03T21:14:30.000Z"},
+            format="json",
+        )
         .json()["id"]
     )
     url = f"/api/v1/sessions/{session_id}/events"

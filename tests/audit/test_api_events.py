@@ -5,6 +5,7 @@ import json
 import pytest
 from django.urls import reverse
 
+from audit.events import MAX_LISTED_PROBLEMS
 from audit.models import AuditEvent, IdempotencyRecord, Session
 from audit.signing import signature_verifies
 from audit.writing import start_session
@@ -102,6 +103,35 @@ def test_every_bad_event_of_a_batch_is_named(client, session):
     assert response.status_code == 400
     details = response.json()["error"]["details"]["events"]
     assert [(d["index"], d["field"]) for d in details] == [(0, "confidence"), (2, "baa")]
+
+
+def test_an_event_missing_every_field_names_each_missing_field_once(client, session):
+    response = client.post(events_url(session), {"events": [redacted(0), {"kind": "phi.redacted"}]}, format="json")
+
+    assert response.status_code == 400
+    details = response.json()["error"]["details"]
+    expected = ["ts", "turn", "pass", "entity_kind", "span", "action", "token_kind", "kid"]  # confidence is optional
+    assert [(d["index"], d["field"]) for d in details["events"]] == [(1, field) for field in expected]
+    assert {d["message"] for d in details["events"]} == {"required field is missing"}
+    assert details["problem_count"] == len(expected)
+    assert AuditEvent.objects.filter(session=session).count() == 1  # session.started only
+
+
+def test_every_unknown_field_is_named_once(client, session):
+    response = client.post(events_url(session), {"events": [redacted(0, zeta=1, alpha=2)]}, format="json")
+
+    assert [d["field"] for d in response.json()["error"]["details"]["events"]] == ["alpha", "zeta"]
+
+
+def test_problems_of_a_large_batch_are_capped_and_counted(client, session):
+    batch = [{"kind": "phi.rehydrated"} for _ in range(100)]  # 4 missing fields each
+
+    details = client.post(events_url(session), {"events": batch}, format="json").json()["error"]["details"]
+
+    assert len(details["events"]) == MAX_LISTED_PROBLEMS
+    assert details["problem_count"] == 400
+    assert details["truncated"] is True
+    assert details["events"][-1] == {"index": 49, "field": "token_kind", "message": "required field is missing"}
 
 
 @pytest.mark.parametrize(

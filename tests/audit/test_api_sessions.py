@@ -220,6 +220,19 @@ def test_list_filters_by_agent_status_and_since(client, many_sessions, agent):
     assert {s["id"] for s in recent} == {s.id for s in many_sessions[4:]}
 
 
+def test_list_filters_by_external_ref(client, many_sessions, agent, acme, globex_agent):
+    start_session(globex_agent, external_ref="call-3", started_at=T0)  # another account's call of the same ref
+
+    found = client.get(SESSIONS, {"external_ref": "call-3"}).json()["sessions"]
+    none = client.get(SESSIONS, {"external_ref": "call-99"}).json()["sessions"]
+    combined = client.get(SESSIONS, {"external_ref": "call-3", "agent_id": agent.id}).json()["sessions"]
+
+    assert [s["id"] for s in found] == [many_sessions[3].id]
+    assert found[0]["external_ref"] == "call-3"
+    assert none == []
+    assert combined == []  # call-3 was taken by the other agent
+
+
 def test_list_items_are_summaries(client, many_sessions):
     item = client.get(SESSIONS, {"limit": 1}).json()["sessions"][0]
 
@@ -245,6 +258,7 @@ def test_list_is_one_query_for_the_page(client, many_sessions, django_assert_max
         ({"agent_id": "Intake line"}, "agent_id"),
         ({"cursor": "!!not-a-cursor!!"}, "cursor"),
         ({"cursor": "WyJ4Il0"}, "cursor"),  # a well-formed cursor of another shape
+        ({"external_ref": "call 3; drop"}, "external_ref"),
     ],
 )
 def test_list_refuses_invalid_parameters(client, params, field):

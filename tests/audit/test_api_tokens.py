@@ -9,6 +9,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from audit.models import AuditEvent
 from audit.writing import start_session
 from masker.models import ApiToken, TokenRateWindow
 from masker.throttling import count_token_request, parse_rate
@@ -144,6 +145,20 @@ def test_cookie_admin_may_write_with_csrf(alice, session):
 
     assert without_token.status_code == 403
     assert with_token.status_code == 201
+
+
+def test_cookie_write_without_csrf_token_is_403_csrf_failed_saying_what_to_send(alice, session):
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(alice)
+    before = AuditEvent.objects.filter(session=session).count()
+
+    response = client.post(f"{SESSIONS}/{session.id}/events", {"events": mixed_batch(0, 1)}, format="json")
+
+    assert response.status_code == 403
+    error = response.json()["error"]
+    assert error["code"] == "csrf_failed"
+    assert "X-CSRFToken" in error["message"] and "csrftoken" in error["message"]
+    assert AuditEvent.objects.filter(session=session).count() == before
 
 
 def test_admin_issues_a_token_and_shows_the_secret_once(acme, admin_client):

@@ -1,5 +1,12 @@
 """Security settings outside DEBUG, and the request-id header."""
 
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 from django.conf import settings
 
 
@@ -28,3 +35,37 @@ def test_unknown_api_path_is_a_json_404_envelope(client, db):
     body = response.json()
     assert body["error"]["code"] == "not_found"
     assert body["error"]["request_id"] == response["X-Request-ID"]
+
+
+def _settings_in_subprocess(env_file: Path, **environ: str) -> dict:
+    """DEBUG and SECRET_KEY as masker.settings reads them in a fresh process with ``env_file`` as its .env."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MASKER_", "DJANGO_", "DATABASE_URL"))}
+    env.update(MASKER_ENV_FILE=str(env_file), MASKER_VAR_DIR=str(env_file.parent / "var"), **environ)
+    code = (
+        "import json, django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'masker.settings'; "
+        "from django.conf import settings; print(json.dumps({'debug': settings.DEBUG, 'secret': settings.SECRET_KEY}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=settings.BASE_DIR, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_make_run_writes_a_development_env_once_and_settings_read_it(tmp_path):
+    makefile = Path(settings.BASE_DIR) / "Makefile"
+    subprocess.run(["make", "-s", "-f", str(makefile), "-C", str(tmp_path), ".env"], check=True, capture_output=True)
+    env_file = tmp_path / ".env"
+    written = env_file.read_text()
+    subprocess.run(["make", "-s", "-f", str(makefile), "-C", str(tmp_path), ".env"], check=True, capture_output=True)
+
+    assert env_file.read_text() == written  # written once, never overwritten
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    secret = re.search(r"^MASKER_SECRET_KEY=(\S{40,})$", written, re.M).group(1)
+    assert "MASKER_DEBUG=1" in written.splitlines()
+    assert _settings_in_subprocess(env_file) == {"debug": True, "secret": secret}
+
+
+def test_the_environment_wins_over_the_env_file(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("MASKER_DEBUG=1\nMASKER_SECRET_KEY=from-the-file\n")
+    loaded = _settings_in_subprocess(env_file, MASKER_DEBUG="0", MASKER_SECRET_KEY="from-the-environment")
+    assert loaded == {"debug": False, "secret": "from-the-environment"}

@@ -59,6 +59,15 @@ def test_sessions_list_filters_by_status(acme_client, seeded):
     assert ids == [s.id for s in seeded.sessions if s.external_ref == "call-live-0006"]
 
 
+def test_sessions_list_searches_by_call_reference(acme_client, seeded):
+    response = acme_client.get("/sessions/", {"external_ref": "call-vendor-0004"})
+    html = response.content.decode()
+    assert _listed_ids(response) == [s.id for s in seeded.sessions if s.external_ref == "call-vendor-0004"]
+    assert 'name="external_ref" value="call-vendor-0004"' in html  # the box keeps what was searched
+    other_ref = seeded.other_sessions[0].external_ref
+    assert _listed_ids(acme_client.get("/sessions/", {"external_ref": other_ref})) == []
+
+
 def test_sessions_list_filters_on_has_alerts(acme_client, seeded):
     ids = _listed_ids(acme_client.get("/sessions/", {"alerts": "1"}))
     flagged = Session.objects.filter(account=seeded.account, alert_count__gt=0)
@@ -91,6 +100,7 @@ def test_filters_combine(acme_client, seeded):
         ({"to": "2026-13-45"}, "The &#x27;to&#x27; date was ignored"),
         ({"from": "2026-11-21", "to": "2026-11-19"}, "The date range was ignored"),
         ({"alerts": "maybe"}, "The &#x27;has alerts&#x27; filter was ignored"),
+        ({"external_ref": "Jane Doe"}, "The call reference filter was ignored"),
         ({"page": "many"}, None),
         ({"page": "9999"}, None),
     ],

@@ -22,7 +22,7 @@ def test_report_endpoint_documents_formats_and_errors(openapi):
     operation = openapi["paths"]["/api/v1/sessions/{session_id}/report"]["get"]
     assert operation["operationId"] == "session_report"
     # 414 (URL over gunicorn's limit) and 503 (database unavailable) are documented on every operation.
-    assert set(operation["responses"]) == {"200", "400", "401", "403", "404", "409", "414", "500", "503"}
+    assert set(operation["responses"]) == {"200", "400", "401", "403", "404", "409", "414", "429", "500", "503"}
     content = operation["responses"]["200"]["content"]
     assert set(content) == {"application/json", "application/pdf"}
     report = content["application/json"]["schema"]["properties"]["report"]

@@ -1,4 +1,5 @@
-"""The Safe Harbor matrix as a pure function of a policy (no database): SPEC §5, four policies and the edges."""
+"""The Safe Harbor matrix as a pure function of a policy (no database): docs/report.md's matrix, four policies
+and the edges."""
 
 from decimal import Decimal
 

@@ -32,7 +32,7 @@ def report_url(session_id: str) -> str:
 
 
 def error_of(response, code: str, message: str, details: dict | None = None) -> None:
-    """The exact SPEC §8 envelope, with the request id of this very response."""
+    """The exact error envelope, with the request id of this very response."""
     error = {"code": code, "message": message, "request_id": response["X-Request-ID"]}
     if details is not None:
         error["details"] = details
@@ -282,3 +282,17 @@ def test_safe_harbor_matrix_through_the_endpoint(seeded, acme_client, policy_tex
     assert list(report["safe_harbor_coverage"]) == list(FULL_DEFAULT)
     assert report["summary"]["coverage_percent"] == report["safe_harbor"]["coverage_percent"] == percent
     assert report["policy_snapshot"] == policy_text
+
+
+def test_head_on_a_report_is_405_and_issues_nothing(acme_client, seeded):
+    session = seeded.sessions[0]
+    registered = ReportRecord.objects.count()
+
+    response = acme_client.head(report_url(session.id))
+
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, OPTIONS"
+    assert response.content == b""  # Django's test client drops a HEAD body, as servers do
+    assert ReportRecord.objects.count() == registered
+    assert acme_client.get(report_url(session.id)).status_code == 200
+    assert ReportRecord.objects.count() == registered + 1

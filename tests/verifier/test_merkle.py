@@ -660,7 +660,7 @@ def test_consistency_proof_does_not_verify_a_rewritten_prefix() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The audit chain example (SPEC §6): hashes and root only; JCS canonicalisation is tested elsewhere.
+# The audit chain example (docs/audit-log.md): hashes and root only; JCS canonicalisation is tested elsewhere.
 # ---------------------------------------------------------------------------------------------------------
 
 
