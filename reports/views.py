@@ -41,6 +41,7 @@ from reports.rendering import render_report_json, render_report_pdf, report_file
 SCHEMA_FILE = Path(__file__).resolve().parent / "schema" / "masker-audit-v1.json"
 # A real signed report of the demo's intake call, the OpenAPI example; tests validate it against SCHEMA_FILE.
 EXAMPLE_REPORT_FILE = SCHEMA_FILE.parent / "example-report.json"
+EXAMPLE_PERIOD_REPORT_FILE = SCHEMA_FILE.parent / "example-period-report.json"
 FORMATS = {"json": "application/json", "pdf": "application/pdf"}
 
 
@@ -211,8 +212,19 @@ class SessionReportView(APIView):
 PERIOD_PARAMETERS = ("format", "from", "to")
 
 
+@cache
+def example_period_report() -> dict[str, Any]:
+    return json.loads(EXAMPLE_PERIOD_REPORT_FILE.read_text(encoding="utf-8"))
+
+
 def _period_parameters() -> list[OpenApiParameter]:
     return [
+        response_header(
+            "Content-Disposition",
+            ATTACHMENT + " Example: `masker-report-agent-<agent>-20261101-20261201.json` or `.pdf`.",
+            statuses=[200],
+        ),
+        response_header("Cache-Control", NO_STORE),
         OpenApiParameter(
             "format",
             OpenApiTypes.STR,
@@ -271,9 +283,14 @@ _PERIOD_RESPONSES = {
     (200, "application/json"): OpenApiResponse(
         response=report_openapi_schema("period_report"),
         description="The signed period report (Masker Audit Schema v1).",
+        examples=[
+            OpenApiExample("Demo intake line, November", value=example_period_report(), media_type="application/json")
+        ],
     ),
     (200, "application/pdf"): OpenApiResponse(
-        response=OpenApiTypes.BINARY, description="The PDF/A-3b period report, with the JSON report attached."
+        response=OpenApiTypes.BINARY,
+        description="The PDF/A-3b period report, with the JSON report attached.",
+        examples=[OpenApiExample("PDF", value="(the PDF file, binary: %PDF-…)", media_type="application/pdf")],
     ),
 }
 
