@@ -16,7 +16,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 # pip warns about every unreachable extra index location a machine's pip.conf names; those lines are dropped.
 PIP_FILTER := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: run test lint format system-deps system-deps-run install bench clean
+.PHONY: run test architecture lint format system-deps system-deps-run install bench clean
 
 # What running needs (requirements.txt), and what the tests and tools need on top (requirements-dev.txt).
 $(VENV)/.installed-run: requirements.txt
@@ -45,8 +45,14 @@ endef
 system-deps-run:
 	$(call apt_install,$(RUN_PACKAGES))
 
+# The tests also need npm, which installs axe-core for the accessibility tests (into var/node, on first run).
 system-deps:
 	$(call apt_install,$(TEST_PACKAGES))
+	@command -v npm >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq npm >/dev/null; \
+	}
 
 # A development configuration, written once and never overwritten: DEBUG on and a secret of this machine's own.
 # Settings read it, so every manage.py command of the README works as written.
@@ -65,10 +71,22 @@ run: $(VENV)/.installed-run system-deps-run .env
 	@$(PY) manage.py runserver $(HOST):$(PORT) --skip-checks
 
 # The whole suite: lint, then pytest (DATABASE_URL picks the database; default SQLite).
-test: install system-deps
+test: install system-deps architecture
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The shape CI holds: lint, the import contracts (pyproject.toml), migrations in step with the models, the deploy
+# check with production settings, and a type check that admits no error beyond .ci/mypy-baseline.txt.
+architecture: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/lint-imports --no-cache
+	$(PY) manage.py makemigrations --check --dry-run --settings=tests.settings
+	keys=$$(mktemp -d) && trap 'rm -rf "$$keys"' EXIT && \
+	  MASKER_DEBUG=0 MASKER_SECRET_KEY=deploy-check-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(40))') \
+	  MASKER_ALLOWED_HOSTS=compliance.example.org MASKER_SSL_REDIRECT=1 MASKER_HSTS_INCLUDE_SUBDOMAINS=1 \
+	  MASKER_HSTS_PRELOAD=1 MASKER_CREATE_DEV_KEY=1 MASKER_KEYS_DIR="$$keys" \
+	  $(PY) manage.py check --deploy --fail-level WARNING
+	{ $(VENV)/bin/mypy; test $$? -le 1; } | $(PY) .ci/mypy_baseline.py .ci/mypy-baseline.txt
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -192,6 +192,9 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_SSL_REDIRECT = env_bool("MASKER_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = env_int("MASKER_HSTS_SECONDS", 0 if DEBUG else 31536000)
+# Off by default: they bind every subdomain of the host (and, preloaded, browsers) to HTTPS for a year.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("MASKER_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("MASKER_HSTS_PRELOAD", False)
 # Reverse proxies in front of the service: 0 = none (REMOTE_ADDR is the client); N = N trusted hops, whose
 # X-Forwarded-Proto is believed and whose X-Forwarded-For names the client (N-th address from the right).
 BEHIND_PROXY_HOPS = env_proxy_hops("MASKER_BEHIND_PROXY")
@@ -227,6 +230,11 @@ MASKER_SYNC_REPORT_MAX_EVENTS = env_int("MASKER_SYNC_REPORT_MAX_EVENTS", 2_000_0
 MASKER_SIGNING_KEY = os.environ.get("MASKER_SIGNING_KEY", "")
 MASKER_SIGNING_KEY_FILE = os.environ.get("MASKER_SIGNING_KEY_FILE", "")
 MASKER_KEYS_DIR = Path(os.environ.get("MASKER_KEYS_DIR", VAR_DIR / "keys"))
+# PAdES signature on report PDFs: a PEM key and its certificate chain (development: created in MASKER_KEYS_DIR);
+# an RFC 3161 timestamping authority adds a trusted signing time (PAdES B-T).
+MASKER_PDF_SIGNING_KEY_FILE = os.environ.get("MASKER_PDF_SIGNING_KEY_FILE", "")
+MASKER_PDF_SIGNING_CERT_FILE = os.environ.get("MASKER_PDF_SIGNING_CERT_FILE", "")
+MASKER_TSA_URL = os.environ.get("MASKER_TSA_URL", "")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

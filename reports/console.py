@@ -7,6 +7,7 @@ value of ``reports.domain.build_session_report`` and nothing else; the download 
 API, which authenticates the same cookie and records each download in the report register.
 """
 
+import csv
 import logging
 import re
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
 from django.core.paginator import Paginator
 from django.db.models import Count, Prefetch
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -29,9 +30,11 @@ from django.views.decorators.http import require_http_methods
 from audit.errors import AuditChainBroken, SessionNotFound
 from audit.identifiers import EXTERNAL_REF
 from audit.models import Agent, Session
-from masker.models import Account, account_of
+from masker.models import Account, ApiToken, Membership, account_of
 from masker.throttling import login_retry_after
+from reports.charts import timeline_svg
 from reports.domain import build_session_report
+from reports.models import ReportRecord
 from reports.rendering import STATUS_LABELS
 from reports.safe_harbor import CATEGORIES
 
@@ -39,6 +42,11 @@ logger = logging.getLogger(__name__)
 
 SESSIONS_PER_PAGE = 25
 AGENTS_PER_PAGE = 20
+REPORTS_PER_PAGE = 25
+REPORTS_CSV_COLUMNS = ("report_id", "generated_at", "generated_by", "scope", "session_id", "format", "tree_size",
+                       "merkle_root_hex", "signature_kid")  # fmt: skip
+# Alerts that are a finding about the call's data (red); detection_degraded alone is a warning (amber).
+WARNING_ALERTS = frozenset({"detection_degraded"})
 RECENT_SESSIONS_PER_AGENT = 5
 ALERTS_ON_SCREEN = 50  # the page stays bounded; the downloads list every alert
 STATUS_TONES = {"ok": "good", "error": "bad", "partial": "warn", "active": "info"}
@@ -129,6 +137,7 @@ def format_duration(ms: int | None) -> str:
 def _session_row(session: Session) -> dict:
     return {
         "id": session.id,
+        "external_ref": session.external_ref,
         "url": reverse("console:session", args=[session.id]),
         "agent_name": session.agent.name,
         "started_at": session.started_at,
@@ -253,7 +262,7 @@ def session_list(request: HttpRequest) -> HttpResponse:
     sessions = filters.apply(
         Session.objects.visible_to(account).select_related("agent").order_by("-started_at", "-id")
     ).only(
-        "id", "agent__name", "started_at", "ended_at", "status", "redaction_count", "alert_count"
+        "id", "external_ref", "agent__name", "started_at", "ended_at", "status", "redaction_count", "alert_count"
     )  # fmt: skip
     page = Paginator(sessions, SESSIONS_PER_PAGE).get_page(request.GET.get("page"))
     context = _base_context(account, "sessions") | {
@@ -293,7 +302,15 @@ def _alert_rows(report: dict) -> tuple[list[dict], int]:
         ("card_not_masked", pci["alerts"], lambda i: f"Luhn {'valid' if i['luhn_valid'] else 'invalid'}"),
     ]
     rows = [
-        {"seq": item["seq"], "turn": item["turn"], "type": ALERT_LABELS[kind], "detail": describe(item)}
+        {
+            "seq": item["seq"],
+            "turn": item["turn"],
+            "time": _ts_text(item["ts"]),
+            "kind": kind,
+            "type": ALERT_LABELS[kind],
+            "detail": describe(item),
+            "tone": "warn" if kind in WARNING_ALERTS else "bad",
+        }
         for kind, items, describe in sources
         for item in items
     ]
@@ -306,9 +323,40 @@ def _ts_text(value: str | None) -> str:
     return f"{value[:10]} {value[11:19]} UTC" if value else ""
 
 
+def _verdict(report: dict, alert_rows: list[dict]) -> dict:
+    """The banner that opens the page: green only for a clean verdict; red when any alert is a finding about the
+    call's data, amber when the only alerts are degraded detection. Each alert type links to its first row."""
+    by_type = report["summary"]["alerts_by_type"]
+    count = report["summary"]["alert_count"]
+    if not count:
+        return {"tone": "good", "count": 0, "types": []}
+    first_seq = {}
+    for row in alert_rows:
+        first_seq.setdefault(row["kind"], row["seq"])
+    types = [
+        {"label": ALERT_LABELS[kind], "count": n, "anchor": f"alert-{first_seq[kind]}" if kind in first_seq else ""}
+        for kind, n in by_type.items()
+        if n
+    ]
+    tone = "warn" if all(kind in WARNING_ALERTS for kind, n in by_type.items() if n) else "bad"
+    return {"tone": tone, "count": count, "types": types}
+
+
+def _end_reason(report: dict) -> dict | None:
+    """Why a call ended in error or partially, as far as its log says. ``session.ended`` carries only the status,
+    so the reasons shown are those of the ``detection.degraded`` events logged during the call; when there are
+    none the page says that no reason was recorded."""
+    status = report["cover"]["session"]["status"]
+    if status not in ("error", "partial"):
+        return None
+    reasons = sorted({item["reason"] for item in report["leak_detection"]["detection_degraded"]})
+    return {"status": status, "reasons": reasons}
+
+
 def _report_context(report: dict) -> dict:
     alert_rows, more_alerts = _alert_rows(report)
     session = report["cover"]["session"]
+    coverage = report["safe_harbor"]
     return {
         "report": report,
         "coverage_rows": _coverage_rows(report),
@@ -323,6 +371,14 @@ def _report_context(report: dict) -> dict:
         "generated_at": _ts_text(report["generated_at"]),
         "sealed_at": _ts_text(report["audit_integrity"]["seal"]["sealed_at"]),
         "pci_outcome": PCI_OUTCOMES.get(report["pci_dss"]["outcome"], report["pci_dss"]["outcome"]),
+        "verdict": _verdict(report, alert_rows),
+        "end_reason": _end_reason(report),
+        "timeline_svg": timeline_svg(report["timeline"], element_id="timeline"),
+        "coverage_summary": (
+            f"{coverage['coverage_percent']}% coverage: {coverage['full']} full, {coverage['partial']} partial, "
+            f"{coverage['none']} none of {coverage['applicable_categories']} applicable categories"
+            f" ({coverage['not_applicable']} not applicable)"
+        ),
     }
 
 
@@ -354,6 +410,81 @@ def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
     return render(request, "console/session.html", context)
 
 
+# --- reports issued -----------------------------------------------------------------------------------------------
+
+
+def _actor_names(account: Account | None, actor_ids: set[str]) -> dict[str, str]:
+    """Readable names for register actors of this account: a member's email, an API token's name. Two queries."""
+    members = Membership.objects.filter(account=account, id__in=actor_ids).values_list("id", "user__email")
+    tokens = ApiToken.objects.filter(account=account, id__in=actor_ids).values_list("id", "name")
+    names = dict(members)
+    names.update((token_id, f"API token {name}" if name else "API token") for token_id, name in tokens)
+    return names
+
+
+def _report_records(account: Account | None):
+    return ReportRecord.objects.visible_to(account).order_by("-generated_at", "-id")
+
+
+@login_required
+def report_list(request: HttpRequest) -> HttpResponse:
+    """The account's report register, newest first: every report handed out (who, when, scope, format, root)."""
+    account = account_of(request.user)
+    page = Paginator(_report_records(account), REPORTS_PER_PAGE).get_page(request.GET.get("page"))
+    actors = _actor_names(account, {record.generated_by for record in page.object_list})
+    rows = [
+        {
+            "id": record.id,
+            "generated_at": record.generated_at,
+            "generated_by": record.generated_by,
+            "actor": actors.get(record.generated_by, ""),
+            "scope": record.scope,
+            "session_id": record.session_id,
+            "session_url": reverse("console:session", args=[record.session_id]),
+            "format": record.get_format_display(),
+            "tree_size": record.tree_size,
+            "merkle_root_hex": record.merkle_root_hex,
+        }
+        for record in page.object_list
+    ]
+    context = _base_context(account, "reports") | {
+        "rows": rows,
+        "page": page,
+        "page_links": _page_links(page),
+        "csv_url": reverse("console:reports-csv"),
+    }
+    return render(request, "console/reports.html", context)
+
+
+class _Echo:
+    """A file-like object whose ``write`` returns the line, for streaming ``csv.writer`` output."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+@login_required
+def report_list_csv(request: HttpRequest) -> StreamingHttpResponse:
+    """The whole register of the account as CSV, streamed (one query, read in chunks)."""
+    account = account_of(request.user)
+    writer = csv.writer(_Echo())
+    records = _report_records(account).values_list(
+        "id", "generated_at", "generated_by", "scope", "session_id", "format", "tree_size", "merkle_root_hex",
+        "signature_kid",
+    )  # fmt: skip
+
+    def rows():
+        yield writer.writerow(REPORTS_CSV_COLUMNS)
+        for record in records.iterator(chunk_size=500):
+            generated_at = record[1].astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            yield writer.writerow((record[0], generated_at, *record[2:]))
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="masker-reports-issued.csv"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 # --- agents -------------------------------------------------------------------------------------------------------
 
 
@@ -362,7 +493,7 @@ def agent_list(request: HttpRequest) -> HttpResponse:
     """The account's agents with their policy and their latest sessions: COUNT, one page, one prefetch."""
     account = account_of(request.user)
     recent = Session.objects.order_by("-started_at", "-id").only(
-        "id", "agent_id", "started_at", "ended_at", "status", "redaction_count", "alert_count"
+        "id", "external_ref", "agent_id", "started_at", "ended_at", "status", "redaction_count", "alert_count"
     )[:RECENT_SESSIONS_PER_AGENT]  # a sliced prefetch: one window-function query for the whole page
     agents = (
         Agent.objects.visible_to(account)

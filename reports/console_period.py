@@ -67,7 +67,7 @@ def _period_page(request: HttpRequest, agent: Agent | None, account, title: str)
     window_query = {"from": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "to": end.strftime("%Y-%m-%dT%H:%M:%SZ")}
     context = {
         "account": account,
-        "nav": "reports",
+        "nav": "period",
         "agent": agent,
         "title": title,
         "agents": list(Agent.objects.visible_to(account).only("id", "name").order_by("name")),

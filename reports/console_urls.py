@@ -14,4 +14,6 @@ urlpatterns = [
     path("agents/", console.agent_list, name="agents"),
     path("agents/<str:agent_id>/report/", console_period.agent_report, name="agent-report"),
     path("reports/account/", console_period.account_report, name="account-report"),
+    path("reports/", console.report_list, name="reports"),
+    path("reports.csv", console.report_list_csv, name="reports-csv"),
 ]

@@ -51,6 +51,8 @@ ALERT_TYPES = ("rehydration_failed", "leak_detected", "non_baa_egress", "card_no
 PASSES = ("regex", "ner", "diarize")
 ACTIONS = ("tokenize", "redact", "passthrough")
 PAYLOAD_KINDS = ("request", "masked", "response")
+TIMELINE_BUCKETS = 200  # at most this many buckets of turns in the timeline; wider calls share buckets
+TIMELINE_COLUMNS = ("redactions", "egress", "alerts")
 
 KEYS_URL = "/api/v1/keys"
 
@@ -182,18 +184,17 @@ class SafeHarbor:
 
 @dataclass(frozen=True)
 class Item:
-    """One listed occurrence (an alert) at its seq: ``fields`` are the event's own, in report order. ``ts`` and
-    ``session_id`` say where it happened; a session report, of one session, leaves them out (``as_json``), a
-    period report lists them (``as_period_json``)."""
+    """One listed occurrence (an alert) at its seq and time: ``fields`` are the event's own, in report order.
+    ``session_id`` says which session it happened in: a period report lists it (``as_period_json``)."""
 
     seq: int
     turn: int | None
+    ts: str
     fields: tuple[tuple[str, Any], ...] = ()
-    ts: str = ""
     session_id: str = ""
 
     def as_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "turn": self.turn, **dict(self.fields)}
+        return {"seq": self.seq, "turn": self.turn, "ts": self.ts, **dict(self.fields)}
 
     def as_period_json(self) -> dict[str, Any]:
         return {"session_id": self.session_id, "seq": self.seq, "turn": self.turn, "ts": self.ts, **dict(self.fields)}
@@ -421,6 +422,49 @@ class PolicyRef:
         return {"name": self.name, "version": self.version, "sha256": self.sha256}
 
 
+@dataclass(frozen=True)
+class TurnBucket:
+    from_turn: int
+    to_turn: int
+    redactions: int
+    egress: int
+    alerts: int
+
+    def as_json(self) -> dict[str, int]:
+        return {
+            "from_turn": self.from_turn,
+            "to_turn": self.to_turn,
+            "redactions": self.redactions,
+            "egress": self.egress,
+            "alerts": self.alerts,
+        }
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Redactions, egress events and alerts per turn: consecutive buckets of ``bucket_size`` turns from the first
+    turn logged to the last (empty buckets included), at most ``TIMELINE_BUCKETS`` of them."""
+
+    bucket_size: int
+    buckets: tuple[TurnBucket, ...]
+
+    @property
+    def first_turn(self) -> int | None:
+        return self.buckets[0].from_turn if self.buckets else None
+
+    @property
+    def last_turn(self) -> int | None:
+        return self.buckets[-1].to_turn if self.buckets else None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "first_turn": self.first_turn,
+            "last_turn": self.last_turn,
+            "bucket_size": self.bucket_size,
+            "buckets": [bucket.as_json() for bucket in self.buckets],
+        }
+
+
 def verification_section(session_id: str, tree_size: int) -> dict[str, Any]:
     events_url = f"/api/v1/sessions/{session_id}/events"
     return {
@@ -473,6 +517,7 @@ class SessionReport:
     policy_snapshot: str
     policy: PolicyRef
     upstream_model: str
+    timeline: Timeline = Timeline(bucket_size=1, buckets=())
     signature: Signature | None = None
     scope: str = SCOPE
     schema: str = SCHEMA
@@ -509,6 +554,7 @@ class SessionReport:
             "policy": self.policy.as_json(),
             "upstream_model": self.upstream_model,
             "verification": verification_section(self.session_id, self.tree_size),
+            "timeline": self.timeline.as_json(),
         }
         if self.signature is not None:
             body["signature"] = self.signature.as_json()
@@ -533,10 +579,10 @@ class _Capped:
         self.count = 0
         self.items: list[Item] = []
 
-    def add(self, event: EventView, *fields: tuple[str, Any]) -> None:
+    def add(self, event: "EventView", *fields: tuple[str, Any]) -> None:
         self.count += 1
         if len(self.items) < LIST_LIMIT:
-            self.items.append(Item(seq=event.seq, turn=event.turn, fields=fields, ts=event.ts))
+            self.items.append(Item(seq=event.seq, turn=event.turn, ts=event.ts, fields=fields))
 
     def extend(self, other: "_Capped", session_id: str) -> None:
         """Add another list's items, as occurring in ``session_id``, and its count."""
@@ -547,6 +593,49 @@ class _Capped:
 
     def freeze(self) -> Listing:
         return Listing(count=self.count, items=tuple(self.items))
+
+
+class _TurnHistogram:
+    """Counts per turn in buckets of ``width`` turns (a power of two). When the turns seen span more than
+    ``TIMELINE_BUCKETS`` buckets, the width doubles and neighbouring buckets merge, so memory is bounded whatever
+    the log, and the final width depends only on the first and last turn (not on the order events came in)."""
+
+    __slots__ = ("counts", "first", "last", "width")
+
+    def __init__(self) -> None:
+        self.width = 1
+        self.first: int | None = None
+        self.last: int | None = None
+        self.counts: dict[int, list[int]] = {}  # bucket (turn // width) -> one count per TIMELINE_COLUMNS
+
+    def add(self, turn: int, column: int, n: int = 1) -> None:
+        first = self.first = turn if self.first is None else min(self.first, turn)
+        last = self.last = turn if self.last is None else max(self.last, turn)
+        row = self.counts.get(turn // self.width)
+        if row is None:
+            while last // self.width - first // self.width >= TIMELINE_BUCKETS:
+                self._widen()
+            row = self.counts.setdefault(turn // self.width, [0] * len(TIMELINE_COLUMNS))
+        row[column] += n
+
+    def _widen(self) -> None:
+        self.width *= 2
+        merged: dict[int, list[int]] = {}
+        for key, row in self.counts.items():
+            into = merged.setdefault(key // 2, [0] * len(TIMELINE_COLUMNS))
+            for i, n in enumerate(row):
+                into[i] += n
+        self.counts = merged
+
+    def freeze(self) -> Timeline:
+        if self.first is None or self.last is None:
+            return Timeline(bucket_size=1, buckets=())
+        width, empty = self.width, [0] * len(TIMELINE_COLUMNS)
+        buckets = []
+        for key in range(self.first // width, self.last // width + 1):
+            counts = self.counts.get(key, empty)
+            buckets.append(TurnBucket(max(key * width, self.first), min((key + 1) * width - 1, self.last), *counts))
+        return Timeline(bucket_size=width, buckets=tuple(buckets))
 
 
 @dataclass
@@ -569,6 +658,7 @@ class _Tally:
     baa_alerts: _Capped = field(default_factory=_Capped)
     payloads: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PAYLOAD_KINDS, 0))
     payloads_unencrypted: int = 0
+    turns: _TurnHistogram = field(default_factory=_TurnHistogram)
     started: dict | None = None
     ended: dict | None = None
     last_ts: str = ""
@@ -583,6 +673,9 @@ class _Tally:
             self._add_one(event)
         if EGRESS in kinds:
             self._add_egress(list(compress(events, map(EGRESS.__eq__, kinds))))
+        for turn, count in Counter(map(_TURN, compress(events, map(REDACTED.__eq__, kinds)))).items():
+            if turn is not None:
+                self.turns.add(turn, 0, count)
         self.last_ts = events[-1].ts
 
     def count_census(self, census: Counter) -> None:
@@ -600,6 +693,8 @@ class _Tally:
     def _add_egress(self, egress: list[EventView]) -> None:
         """Egress hops of a chunk: counted by the census; only a hop's first use and non-BAA hops (alerts) need a
         look at single events."""
+        for turn, count in Counter(map(_TURN, egress)).items():
+            self.turns.add(turn, 1, count)
         keys = set(map(_HOP_KEY, egress))
         if keys <= self.hops.keys() and all(key[2] for key in keys):
             return
@@ -610,6 +705,7 @@ class _Tally:
             alert = event_alert(EGRESS, event)
             if alert is not None:
                 self.alerts[alert] = self.alerts.get(alert, 0) + 1
+                self.turns.add(event.turn, 2)
                 self.baa_alerts.add(event, ("hop", key[0]), ("vendor", key[1]), ("retention_days", key[3]))
 
     def _add_one(self, event: EventView) -> None:
@@ -617,6 +713,8 @@ class _Tally:
         alert = event_alert(kind, event)
         if alert is not None:
             self.alerts[alert] = self.alerts.get(alert, 0) + 1
+            if event.turn is not None:
+                self.turns.add(event.turn, 2)
         if kind == "phi.rehydration_failed":
             self.rehydration_failures.add(event, ("entity_kind", event.entity_kind), ("reason", event.reason))
         elif kind == "leak.detected":
@@ -654,6 +752,7 @@ _HOP_KEY = attrgetter("hop", "vendor", "baa", "retention_days")
 # Kinds the tally reads event by event: all but redactions, rehydrations and egress hops (most of any log), which
 # the walk's census counts.
 _ONE_BY_ONE = frozenset(KIND_FIELDS) - {REDACTED, REHYDRATED, EGRESS}
+_TURN = attrgetter("turn")
 
 
 def _walk(session: Session) -> tuple[ChainSummary, _Tally]:
@@ -787,6 +886,7 @@ def build_session_report(session: Session, *, generated_at: datetime) -> Session
             name=started["policy"]["name"], version=started["policy"]["version"], sha256=started["policy"]["sha256"]
         ),
         upstream_model=started["upstream_model"],
+        timeline=tally.turns.freeze(),
     )
 
 

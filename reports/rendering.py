@@ -5,10 +5,11 @@
 - ``render_report_html(report) -> str``: the template ``MASKER_REPORT_TEMPLATE`` (default
   ``reports/session_report.html``) with a context precomputed here; templates never touch the database.
 - ``render_report_pdf(report) -> bytes``: WeasyPrint, PDF/A-3b, the JSON attached, every page stamped with the
-  report id, the Merkle root and "page X of Y". Assets come only from ``MASKER_REPORT_ASSETS_DIR`` (default
-  ``static/reports``) through ``LocalAssetFetcher``, which refuses every other URL -- http(s) above all -- and
-  makes any refused or missing asset fatal, so a PDF is never silently rendered without its stylesheet. Any failure
-  is raised as ``ReportGenerationFailed`` (500 ``report_generation_failed``) with the cause chained for the log.
+  report id, the Merkle root and "page X of Y", then signed for PDF readers (``reports.pdf_signing``, PAdES).
+  Assets come only from ``MASKER_REPORT_ASSETS_DIR`` (default ``static/reports``) through ``LocalAssetFetcher``,
+  which refuses every other URL -- http(s) above all -- and makes any refused or missing asset fatal, so a PDF is
+  never silently rendered without its stylesheet. Any failure is raised as ``ReportGenerationFailed`` (500
+  ``report_generation_failed``) with the cause chained for the log.
 
 The PDF is bounded: it summarises, lists are capped at ``PDF_LIST_LIMIT`` rows with "and N more", so its size
 and render time do not grow with the log.
@@ -30,7 +31,9 @@ from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
 from masker.errors import ReportGenerationFailed
+from reports.charts import timeline_svg
 from reports.domain import SessionReport
+from reports.pdf_signing import sign_pdf
 from reports.safe_harbor import CATEGORIES, REQUIRED_KINDS
 
 # WeasyPrint logs every rendering step at INFO; one report would print a dozen lines into the service log.
@@ -66,6 +69,14 @@ PCI_OUTCOMES = {
     "all_masked": "Card data was detected and masked before any egress.",
     "card_data_exposed": "Card data was detected and NOT masked before egress.",
 }
+# The section that lists each alert type's occurrences (PCI-DSS 4, leak detection 5, BAA chain 7).
+ALERT_SECTIONS = {
+    "card_not_masked": 4,
+    "rehydration_failed": 5,
+    "leak_detected": 5,
+    "detection_degraded": 5,
+    "non_baa_egress": 7,
+}
 SPECIAL_RULES = {
     "P_biometric": "Audio only: full when audio is neither retained nor forwarded",
     "Q_photo": "Not handled (text and audio only)",
@@ -89,6 +100,41 @@ def _capped(items: list[dict], total: int) -> dict[str, Any]:
     return {"rows": shown, "more": total - len(shown), "total": total}
 
 
+def _with_time(items: list[dict]) -> list[dict]:
+    """Alert rows with ``time``: the event's ``ts`` as ``HH:MM:SS.mmm`` (the date is the cover's)."""
+    return [item | {"time": item["ts"][11:23]} for item in items]
+
+
+def section_refs(alerts_by_type: dict[str, int]) -> list[int]:
+    """The sections that list the alerts present, in order: what page 1's verdict points to."""
+    return sorted({ALERT_SECTIONS[kind] for kind, count in alerts_by_type.items() if count})
+
+
+def _refs_text(numbers: list[int]) -> str:
+    words = [str(n) for n in numbers]
+    if len(words) == 1:
+        return f"section {words[0]}"
+    return "sections " + ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def summary_tiles(data: dict) -> list[dict]:
+    """The executive summary's figures. One session's report shows the call's duration where a period report
+    would count sessions."""
+    summary, session = data["summary"], data["cover"]["session"]
+    if data["scope"] == "session":
+        ms = session["duration_ms"]
+        first = {"value": "open" if ms is None else f"{ms / 1000:.1f} s", "label": "call duration"}
+    else:
+        first = {"value": summary["total_sessions"], "label": "sessions"}
+    return [
+        first,
+        {"value": summary["total_events"], "label": "audit events"},
+        {"value": summary["total_redactions"], "label": "redactions"},
+        {"value": f"{summary['coverage_percent']}%", "label": "Safe Harbor coverage"},
+        {"value": summary["alert_count"], "label": "alerts", "tone": "good" if not summary["alert_count"] else "bad"},
+    ]
+
+
 def _yes_no(value: bool | None, *, none: str = "n/a") -> str:
     return none if value is None else ("Yes" if value else "No")
 
@@ -102,14 +148,20 @@ def report_context(report: SessionReport) -> dict[str, Any]:
     retention = data["retention_attestation"]
     seal = integrity["seal"]
     signature = data.get("signature")
+    refs = section_refs(summary["alerts_by_type"])
     return {
         "report": data,
         "titles": dict(enumerate(SECTION_TITLES, start=1)),
         "document_title": f"Masker session compliance report {data['id']}",
         "attachment_name": report_filename(report, "json"),
         "verdict_ok": summary["alert_count"] == 0,
+        "verdict_refs": [{"number": n, "anchor": f"s{n}"} for n in refs],
+        "verdict_refs_text": _refs_text(refs) if refs else "",
+        "tiles": summary_tiles(data),
+        "timeline_svg": timeline_svg(data["timeline"], element_id="pdf-timeline"),
         "alert_rows": [
-            {"label": ALERT_LABELS[kind], "count": count} for kind, count in summary["alerts_by_type"].items()
+            {"label": ALERT_LABELS[kind], "count": count, "section": ALERT_SECTIONS[kind]}
+            for kind, count in summary["alerts_by_type"].items()
         ],
         "coverage_rows": [
             {
@@ -124,13 +176,13 @@ def report_context(report: SessionReport) -> dict[str, Any]:
         ],
         "pci_outcome": PCI_OUTCOMES[pci["outcome"]],
         "pci_all_masked": _yes_no(pci["all_masked_before_egress"]),
-        "pci_alerts": _capped(pci["alerts"], pci["alert_count"]),
-        "rehydration_failures": _capped(leaks["rehydration_failures"], leaks["rehydration_failure_count"]),
-        "residual_leaks": _capped(leaks["residual_leaks"], leaks["residual_leak_count"]),
-        "detection_degraded": _capped(leaks["detection_degraded"], leaks["detection_degraded_count"]),
+        "pci_alerts": _capped(_with_time(pci["alerts"]), pci["alert_count"]),
+        "rehydration_failures": _capped(_with_time(leaks["rehydration_failures"]), leaks["rehydration_failure_count"]),
+        "residual_leaks": _capped(_with_time(leaks["residual_leaks"]), leaks["residual_leak_count"]),
+        "detection_degraded": _capped(_with_time(leaks["detection_degraded"]), leaks["detection_degraded_count"]),
         "retention_encrypted": _yes_no(retention["all_payloads_encrypted"], none="n/a (nothing persisted)"),
         "hops": _capped(baa["hops"], len(baa["hops"])),
-        "baa_alerts": _capped(baa["alerts"], baa["alert_count"]),
+        "baa_alerts": _capped(_with_time(baa["alerts"]), baa["alert_count"]),
         "by_kind": sorted(data["redactions_by_kind"].items(), key=lambda kv: (-kv[1], kv[0])),
         "by_pass": list(data["redactions_by_pass"].items()),
         "by_action": list(summary["redactions_by_action"].items()),
@@ -209,6 +261,7 @@ def render_report_pdf(report: SessionReport) -> bytes:
             base_url=root.resolve().as_uri() + "/",
             url_fetcher=LocalAssetFetcher(root),
         )
-        return document.write_pdf(pdf_variant="pdf/a-3b", attachments=[attachment], font_config=_font_config())
+        pdf = document.write_pdf(pdf_variant="pdf/a-3b", attachments=[attachment], font_config=_font_config())
+        return sign_pdf(pdf, reason=f"Masker compliance report {report.id} (Merkle root {report.merkle_root_hex})")
     except (Exception, FatalURLFetchingError) as exc:  # FatalURLFetchingError is a BaseException
         raise ReportGenerationFailed() from exc

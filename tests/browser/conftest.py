@@ -2,8 +2,11 @@
 
 import os
 import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -53,3 +56,23 @@ def chromium(live_db):
     launcher = ChromiumLauncher()
     yield launcher
     launcher.close()
+
+
+AXE_VERSION = "4.14.1"
+AXE_DIR = Path(settings.BASE_DIR) / "var" / "node"  # git-ignored (var/)
+AXE_SCRIPT = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
+
+
+@pytest.fixture(scope="session")
+def axe_script() -> Path:
+    """axe-core's browser bundle, installed with npm into var/node on first use (pinned version)."""
+    if not AXE_SCRIPT.is_file():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.fail("the accessibility tests need npm to install axe-core (`make system-deps` installs it)")
+        subprocess.run(
+            [npm, "install", "--prefix", str(AXE_DIR), "--no-save", "--no-audit", "--no-fund", "--no-package-lock",
+             f"axe-core@{AXE_VERSION}"],
+            check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+    return AXE_SCRIPT

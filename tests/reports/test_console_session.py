@@ -70,8 +70,16 @@ def test_alerts_are_listed_with_their_turns(acme_client, seeded):
     html = _html(acme_client, _by_ref(seeded, "call-rehydration-0003"))
     section = html.split('id="alerts-title"', 1)[1].split("</section>", 1)[0]
     assert "Rehydration failed" in section and "Residual PHI leak" in section
-    turns = re.findall(r'<th scope="row" data-label="Turn" class="num">(\d+)</th>', section)
-    assert turns and set(turns) >= {"1"}
+    rows = re.findall(
+        r'<tr id="alert-(\d+)">\s*<th scope="row" data-label="Seq" class="num">\1</th>\s*'
+        r'<td data-label="Turn" class="num">(\d+)</td>\s*<td data-label="Time" class="nowrap">([^<]+)</td>',
+        section,
+    )
+    assert rows == [
+        ("3", "1", "2026-11-20 16:00:03 UTC"),
+        ("4", "1", "2026-11-20 16:00:04 UTC"),
+        ("5", "2", "2026-11-20 16:00:06 UTC"),
+    ]
 
 
 def test_non_baa_hop_is_shown_as_an_alert_in_the_baa_chain(acme_client, seeded):

@@ -2,6 +2,7 @@
 
 import dataclasses
 import hashlib
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -73,7 +74,7 @@ def test_report_keys_are_in_spec_order(seeded):
         "schema", "id", "scope", "session_id", "generated_at", "merkle_root_hex", "cover", "summary",
         "safe_harbor_coverage", "safe_harbor", "pci_dss", "leak_detection", "retention_attestation", "baa_chain",
         "redactions_by_kind", "redactions_by_pass", "audit_integrity", "policy_snapshot", "policy",
-        "upstream_model", "verification", "signature",
+        "upstream_model", "verification", "timeline", "signature",
     ]  # fmt: skip
 
 
@@ -136,11 +137,21 @@ def test_rehydration_call_leak_section(seeded):
     assert report["leak_detection"] == {
         "rehydrations": 0,
         "rehydration_failure_count": 1,
-        "rehydration_failures": [{"seq": 3, "turn": 1, "entity_kind": "PHONE", "reason": "token_not_returned"}],
+        "rehydration_failures": [
+            {
+                "seq": 3,
+                "turn": 1,
+                "ts": "2026-11-20T16:00:03.900Z",
+                "entity_kind": "PHONE",
+                "reason": "token_not_returned",
+            }
+        ],
         "residual_leak_count": 1,
-        "residual_leaks": [{"seq": 4, "turn": 1, "entity_kind": "PHONE", "stage": "response"}],
+        "residual_leaks": [
+            {"seq": 4, "turn": 1, "ts": "2026-11-20T16:00:04.000Z", "entity_kind": "PHONE", "stage": "response"}
+        ],
         "detection_degraded_count": 1,
-        "detection_degraded": [{"seq": 5, "turn": 2, "reason": "ner_timeout"}],
+        "detection_degraded": [{"seq": 5, "turn": 2, "ts": "2026-11-20T16:00:06.000Z", "reason": "ner_timeout"}],
         "outcome": "alerts_present",
     }
     assert report["summary"]["alerts_by_type"] == {"rehydration_failed": 1, "leak_detected": 1, "non_baa_egress": 0,
@@ -153,7 +164,10 @@ def test_non_baa_hop_is_an_alert(seeded):
     baa = report["baa_chain"]
     assert baa["all_baa"] is False
     assert baa["alert_count"] == 1
-    assert baa["alerts"] == [{"seq": 3, "turn": 1, "hop": "llm", "vendor": "acme-llm-beta", "retention_days": 30}]
+    assert baa["alerts"] == [
+        {"seq": 3, "turn": 1, "ts": "2026-11-20T17:00:02.100Z", "hop": "llm", "vendor": "acme-llm-beta",
+         "retention_days": 30}
+    ]  # fmt: skip
     assert [h["vendor"] for h in baa["hops"]] == ["deepgram", "acme-llm-beta"]
     assert report["summary"]["alerts_by_type"]["non_baa_egress"] == 1
     assert report["retention_attestation"]["max_vendor_retention_days"] == 30
@@ -189,7 +203,7 @@ def test_egress_hops_and_alerts_match_an_event_by_event_recount(agent, monkeypat
         key = (e["hop"], e["vendor"], e["baa"], e["retention_days"])
         hops.setdefault(key, {"count": 0, "first_turn": e["turn"], "first_seq": e["seq"]})["count"] += 1
         if not e["baa"]:
-            alerts.append({"seq": e["seq"], "turn": e["turn"], "hop": e["hop"], "vendor": e["vendor"],
+            alerts.append({"seq": e["seq"], "turn": e["turn"], "ts": e["ts"], "hop": e["hop"], "vendor": e["vendor"],
                            "retention_days": e["retention_days"]})  # fmt: skip
     report = report_of(session)
     baa = report["baa_chain"]
@@ -383,3 +397,53 @@ def test_walk_reads_back_the_exact_stored_bytes_even_with_escapes(agent):
                                   canonical=canonical, event_hash="0" * 64, prev_hash=str(offset) * 64)  # fmt: skip
     stored = list(AuditEvent.objects.filter(session=session).order_by("seq").values_list("canonical", flat=True))
     assert [row for chunk in iter_canonical_chunks(session, size=3) for row in chunk] == [t.encode() for t in stored]
+
+
+def test_timeline_counts_redactions_egress_and_alerts_per_turn(seeded):
+    assert report_of(by_ref(seeded, "call-intake-0001"))["timeline"] == {
+        "first_turn": 1, "last_turn": 3, "bucket_size": 1,
+        "buckets": [
+            {"from_turn": 1, "to_turn": 1, "redactions": 2, "egress": 1, "alerts": 0},
+            {"from_turn": 2, "to_turn": 2, "redactions": 3, "egress": 1, "alerts": 0},
+            {"from_turn": 3, "to_turn": 3, "redactions": 2, "egress": 1, "alerts": 0},
+        ],
+    }  # fmt: skip
+    leak = report_of(by_ref(seeded, "call-rehydration-0003"))["timeline"]
+    assert [(b["from_turn"], b["redactions"], b["egress"], b["alerts"]) for b in leak["buckets"]] == [
+        (1, 1, 1, 2),
+        (2, 0, 0, 1),
+    ]
+    assert report_of(by_ref(seeded, "call-empty-0005"))["timeline"] == {
+        "first_turn": None, "last_turn": None, "bucket_size": 1, "buckets": []
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(("chunk", "pipelined"), [(1, False), (7, True), (1024, False), (1024, True)])
+def test_timeline_of_a_long_call_is_bucketed_and_sums_to_the_totals(agent, monkeypatch, chunk, pipelined):
+    # The tally runs in the walk's checking process when the walk is pipelined: the histogram must travel there.
+    monkeypatch.setattr(walk, "CHUNK_EVENTS", chunk)
+    if pipelined:
+        monkeypatch.setattr(walk, "PIPELINE_MIN_EVENTS", 0)
+    session, _ = start_session(agent, external_ref="call-long", started_at=T0)
+    events = []
+    for turn in range(3, 903, 2):  # turns 3..901, every other one
+        events.append({"ts": format_ts(T0), "kind": "phi.redacted", "turn": turn, "pass": "regex",
+                       "entity_kind": "PHONE", "span": [0, 4], "action": "tokenize", "token_kind": "MSKV1",
+                       "kid": "K"})  # fmt: skip
+        if turn % 10 == 3:
+            events.append({"ts": format_ts(T0), "kind": "egress.forwarded", "turn": turn, "hop": "llm",
+                           "vendor": "beta", "baa": False, "retention_days": 1})  # fmt: skip
+    append_events(session, events)
+    report = report_of(session)
+    timeline = report["timeline"]
+    buckets = timeline["buckets"]
+    # 899 turns do not fit 200 buckets of 1, 2 or 4 turns; buckets of 8 turns hold them in 114.
+    assert timeline["bucket_size"] == 8
+    assert (timeline["first_turn"], timeline["last_turn"]) == (3, 901)
+    assert len(buckets) == 901 // 8 - 3 // 8 + 1 <= 200
+    assert buckets[0]["from_turn"] == 3 and buckets[-1]["to_turn"] == 901
+    assert all(b["to_turn"] + 1 == n["from_turn"] for b, n in itertools.pairwise(buckets))
+    assert sum(b["redactions"] for b in buckets) == report["summary"]["total_redactions"] == 450
+    assert sum(b["egress"] for b in buckets) == report["baa_chain"]["egress_count"] == 90
+    assert sum(b["alerts"] for b in buckets) == report["summary"]["alert_count"] == 90
+    assert schema_errors({"report": report}) == []

@@ -177,7 +177,7 @@ def test_the_verifier_download_is_public_and_documented(db):
     assert response["Content-Disposition"] == 'attachment; filename="masker-verify.pyz"'
     assert response["X-Content-SHA256"] == hashlib.sha256(response.content).hexdigest()
     assert response.content == build_verifier_pyz()
-    schema = Client().get("/api/v1/schema?format=json")
+    schema = Client().get("/api/v1/schema", {"format": "json"}, HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert schema.status_code == 200
     operation = json.loads(schema.content)["paths"]["/api/v1/verifier/masker-verify.pyz"]["get"]
     assert operation["operationId"] == "verifier_download"
