@@ -3,6 +3,9 @@ a chunk behind (``ChainWalker.walk_chunk``), so the two halves of the work overl
 
 A chunk and its hashes go through a pipe (a copy); the checker answers once, at the end (with the walker and the
 tally) or at the first break. The child inherits the database connection and never touches it.
+
+A walk of many sessions (``audit.walk.WindowWalker``) goes through the same pipe: ``NEXT_SESSION`` among the chunks
+tells the checker's walker that the following chunks belong to the next session (``walker.next_session()``).
 """
 
 import ctypes
@@ -14,6 +17,9 @@ from contextlib import suppress
 from typing import Any
 
 from audit.errors import AuditChainBroken
+
+# Among a walk's chunks: the chunks that follow belong to the next session (a walk of many sessions).
+NEXT_SESSION: list[bytes] = []
 
 
 def can_fork() -> bool:
@@ -68,6 +74,12 @@ def _feed(walker: Any, chunks: Iterable[list[bytes]], data_send, result_recv) ->
     for chunk in chunks:
         if result_recv.poll():
             return
+        if chunk is NEXT_SESSION:
+            try:
+                data_send.send_bytes(b"S")
+            except BrokenPipeError:
+                return
+            continue
         digests = walker.hash_chunk(chunk)
         joined = b"\n".join(chunk)
         try:
@@ -109,6 +121,9 @@ def _check_in_child(data_recv, result_send, parent_ends, walker: Any, tally: Any
     _keep_freed_memory()
     try:
         while head := data_recv.recv_bytes():
+            if head == b"S":
+                walker.next_session()
+                continue
             chunk = data_recv.recv_bytes().split(b"\n") if head[:1] == b"J" else data_recv.recv()
             events, kinds = walker.walk_chunk(chunk, head[1:])
             if tally is not None and events:

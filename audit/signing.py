@@ -162,8 +162,8 @@ def current_key() -> SigningKey:
 
 def reset_key_cache() -> None:
     """Forget the cached key (tests that swap settings; not needed after a rotation, which changes the file)."""
-    global _cached
-    _cached = None
+    global _cached, _published
+    _cached = _published = None
 
 
 def retired_public_keys() -> list[Ed25519PublicKey]:
@@ -229,11 +229,28 @@ def sign_object(obj: dict[str, Any]) -> dict[str, str]:
     return {"alg": ALG, "kid": key.kid, "sig": b64url(signature)}
 
 
+_published: tuple[tuple, dict[str, Ed25519PublicKey]] | None = None
+
+
 def published_keys() -> dict[str, Ed25519PublicKey]:
-    """Every public key a signature of this service may be checked against, current and retired, by kid."""
+    """Every public key a signature of this service may be checked against, current and retired, by kid. Cached
+    per process while the key's source and the retired directory (its files are written once, never edited) stay
+    the same: a period report checks thousands of seals, and reading the keys cost more than verifying one."""
+    global _published
+    directory = _retired_dir()
+    try:
+        stat = directory.stat()
+        retired = (stat.st_ino, stat.st_mtime_ns)
+    except FileNotFoundError:
+        retired = None
+    identity = (_source(), str(directory), retired)
+    cached = _published
+    if cached is not None and cached[0] == identity:
+        return cached[1]
     current = current_key().public_key
     keys = {key_id(key): key for key in retired_public_keys()}
     keys[key_id(current)] = current
+    _published = (identity, keys) if identity[0][0] != "missing" else None
     return keys
 
 

@@ -18,13 +18,17 @@ root, and checks, failing with ``AuditChainBroken`` at the first bad seq (or ``"
 
 The events come out decoded as ``EventView`` (msgspec structs of the fields reports read), a chunk at a time, for
 a ``Tally`` to count. From ``PIPELINE_MIN_EVENTS`` events on, the walk runs in two processes (``audit.pipeline``).
+
+``walk_sessions`` walks many sessions (a period report's window) in one pass: one statement streams every event of
+every session in (session, seq) order, each session gets its own ``ChainWalker`` and tally with exactly the checks
+above, and a ``SessionFold`` receives each session's outcome -- verified or broken -- as the walk passes it.
 """
 
 import gc
 import hashlib
 import itertools
 import operator
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
@@ -41,7 +45,7 @@ from audit.errors import AuditChainBroken
 from audit.events import KIND_FIELDS, OPTIONAL_FIELDS, ZERO_HASH, field_type
 from audit.merkle import MerkleAccumulator
 from audit.models import AuditEvent, Session
-from audit.pipeline import can_fork, walk_pipelined
+from audit.pipeline import NEXT_SESSION, can_fork, walk_pipelined
 from audit.policy import policy_sha256
 from audit.signing import signature_verifies
 from audit.timestamps import earliest_ts
@@ -175,14 +179,22 @@ class SessionClaims:
     anchors: tuple[tuple[int, str], ...] = ()
 
     @classmethod
-    def of(cls, session: Session, anchors: tuple[tuple[int, str], ...] | None = None) -> "SessionClaims":
-        """The claims of ``session``; ``anchors`` as ``recorded_anchors`` gives them (looked up when None)."""
+    def of(
+        cls,
+        session: Session,
+        anchors: tuple[tuple[int, str], ...] | None = None,
+        *,
+        snapshot_sha256: str | None = None,
+    ) -> "SessionClaims":
+        """The claims of ``session``; ``anchors`` as ``recorded_anchors`` gives them (looked up when None).
+        ``snapshot_sha256``: the SHA-256 of the session's stored policy snapshot as the database computed it
+        (``django.db.models.functions.SHA256``), so that a walk of many sessions need not fetch every snapshot."""
         if anchors is None:
             anchors = recorded_anchors([session.id]).get(session.id, ())
         return cls(
             session_id=session.id,
             agent_id=session.agent_id,
-            policy_sha256=_snapshot_sha256(session.policy_snapshot),
+            policy_sha256=snapshot_sha256 or _snapshot_sha256(session.policy_snapshot),
             tree_size=session.tree_size,
             chain_head=session.chain_head,
             seal=session.seal or ({} if session.is_sealed else None),
@@ -519,3 +531,161 @@ def walk_session(session: Session, tally: TallyT = None) -> tuple[ChainSummary, 
 def verify_session(session: Session) -> ChainSummary:
     """Walk the whole log with every check; raise ``AuditChainBroken`` at the first failure."""
     return walk_session(session, None)[0]
+
+
+# --- many sessions in one walk -------------------------------------------------------------------------------------
+
+
+class SessionFold(Protocol):
+    """What a walk of many sessions reports each session's outcome to, in the walk's order. Picklable: a pipelined
+    walk folds in the checking process and returns the fold from there."""
+
+    def new_tally(self) -> Tally | None:
+        """A fresh tally for the next session's verified events."""
+
+    def add(self, claims: SessionClaims, summary: ChainSummary | None, broken: AuditChainBroken | None, tally) -> None:
+        """One session walked: its summary (None if broken), its first break (None if verified) and its tally
+        (whose figures count only when the session verified)."""
+
+
+FoldT = TypeVar("FoldT", bound=SessionFold)
+
+
+class WindowWalker:
+    """Many sessions walked one after the other, each by its own ``ChainWalker`` and tally, with one session's
+    break kept to that session: its remaining chunks are skipped and the walk goes on with the next one.
+    ``next_session`` moves to the next claims (finishing the session before); ``finish`` finishes the last one and
+    returns the fold. Chunks go to the current session; each session's tally is fed here, so a pipelined walk
+    passes no tally of its own. Claims are dropped once walked, so what a pipelined walk sends back is the fold."""
+
+    __slots__ = ("broken", "fold", "pending", "tally", "walker")
+
+    hash_chunk = staticmethod(ChainWalker.hash_chunk)
+
+    def __init__(self, claims: Iterable[SessionClaims], fold: SessionFold):
+        self.pending = deque(claims)
+        self.fold = fold
+        self.walker: ChainWalker | None = None
+        self.tally: Tally | None = None
+        self.broken: AuditChainBroken | None = None
+
+    def next_session(self) -> None:
+        self._close()
+        self.walker = ChainWalker(self.pending.popleft())
+        self.tally = self.fold.new_tally()
+        self.broken = None
+
+    def walk_chunk(self, chunk: list[bytes], digests: bytes) -> tuple[list, list[str]]:
+        if self.broken is None:
+            try:
+                events, kinds = self.walker.walk_chunk(chunk, digests)
+            except AuditChainBroken as broken:
+                self.broken = broken
+            else:
+                if self.tally is not None and events:
+                    self.tally.add_events(events, kinds)
+        return [], []  # tallied here, per session
+
+    def _close(self) -> None:
+        walker = self.walker
+        if walker is None:
+            return
+        summary = None
+        if self.broken is None:
+            try:
+                summary = walker.finish()
+            except AuditChainBroken as broken:
+                self.broken = broken
+        self.fold.add(walker.claims, summary, self.broken, self.tally)
+        self.walker = self.tally = self.broken = None
+
+    def finish(self) -> SessionFold:
+        self._close()
+        if self.pending:
+            raise RuntimeError("the walk ended before every session was walked")
+        return self.fold
+
+
+def walk_sessions(claims: list[SessionClaims], fold: FoldT) -> FoldT:
+    """Walk every session of ``claims`` (in that order, which must be session-id order) with every check, each up
+    to its claimed ``tree_size``, reporting each outcome to ``fold``; a broken session does not stop the walk.
+    Returns the fold that saw every session -- from a long walk, the checking process's copy, so use the returned
+    one. Broken links are pinpointed afterwards (one query per broken session, as ``walk_session`` does).
+
+    Queries: one statement for all the events, whatever the number of sessions (PostgreSQL); elsewhere one per
+    session. Memory: one chunk of events, the walkers' O(log n) state and whatever the fold keeps."""
+    walker = WindowWalker(claims, fold)
+    collecting = gc.isenabled()
+    gc.disable()  # as in walk_session
+    try:
+        with closing(_iter_window_chunks(claims)) as chunks:
+            if sum(c.tree_size for c in claims) >= PIPELINE_MIN_EVENTS and can_fork():
+                walker, _ = walk_pipelined(walker, chunks, None)
+            else:
+                for chunk in chunks:
+                    if chunk is NEXT_SESSION:
+                        walker.next_session()
+                    else:
+                        walker.walk_chunk(chunk, walker.hash_chunk(chunk))
+        return walker.finish()
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def pinpoint_break(session_id: str, broken: AuditChainBroken) -> AuditChainBroken:
+    """The break as ``walk_session`` would name it: the altered event where one lookup can tell."""
+    return _pinpoint(session_id, broken)
+
+
+def _iter_window_chunks(claims: list[SessionClaims]) -> Iterator[list[bytes]]:
+    """``NEXT_SESSION``, then the session's chunks (up to its claimed size), for each session of ``claims``."""
+    if connection.vendor == "postgresql":
+        return _cursor_window_chunks(claims, CHUNK_EVENTS)
+    return _orm_window_chunks(claims, CHUNK_EVENTS)
+
+
+def _orm_window_chunks(claims: list[SessionClaims], chunk_events: int) -> Iterator[list[bytes]]:
+    for session in claims:
+        yield NEXT_SESSION
+        yield from _orm_canonical_chunks(session.session_id, session.tree_size, chunk_events)
+
+
+_SELECT_WINDOW = (
+    f"SELECT e.session_id, e.canonical FROM unnest(%(ids)s::text[], %(sizes)s::bigint[]) AS w(id, size) "  # noqa: S608
+    f"JOIN {_TABLE} e ON e.session_id = w.id AND e.seq < w.size ORDER BY e.session_id, e.seq"
+)
+
+
+def _cursor_window_chunks(claims: list[SessionClaims], chunk_events: int) -> Iterator[list[bytes]]:
+    """One server-side cursor, binary, over every event of the sessions in (session, seq) order, each session
+    bounded by its claimed size; rows are split into per-session chunks by their session id (a session with no
+    rows left gets none, and its walk fails at its start)."""
+    ids = [c.session_id for c in claims]
+    params = {"ids": ids, "sizes": [c.tree_size for c in claims]}
+    if connection.queries_logged:
+        connection.queries_log.append({"sql": f"{_SELECT_WINDOW} -- {len(ids)} sessions", "time": "0.000"})
+    position = 0  # sessions announced so far
+    wanted = [session_id.encode("ascii") for session_id in ids]
+    first = operator.itemgetter(0)
+    with nullcontext() if connection.in_atomic_block else transaction.atomic():
+        connection.ensure_connection()
+        with connection.connection.cursor(name=f"audit_walk_{next(_CURSOR_NUMBERS)}", binary=True) as rows:
+            rows.adapters.register_loader("text", ByteaBinaryLoader)
+            rows.adapters.register_loader("varchar", ByteaBinaryLoader)
+            rows.execute(_SELECT_WINDOW, params)
+            current = None
+            while fetched := rows.fetchmany(chunk_events):
+                for session_id, group in itertools.groupby(fetched, first):
+                    if session_id != current:
+                        while position < len(wanted) and wanted[position] != session_id:
+                            yield NEXT_SESSION  # a session with no rows (left) in the log
+                            position += 1
+                        if position == len(wanted):
+                            raise RuntimeError("the window's events came out of session order")
+                        yield NEXT_SESSION
+                        position += 1
+                        current = session_id
+                    yield [row[1] for row in group]
+    for _ in range(position, len(wanted)):
+        yield NEXT_SESSION

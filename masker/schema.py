@@ -31,6 +31,8 @@ _DESCRIPTIONS = {
     409: "`audit_chain_broken`: the session's audit log does not verify (`error.details` names the first bad seq "
     "or `seal`); or `session_ended`: the session is sealed and takes no more events.",
     413: "`payload_too_large`: the body is over the size limit (2 MiB by default). Nothing was read or written.",
+    422: "`window_too_large`: a period report's window holds more events than a synchronous report covers "
+    "(`MASKER_SYNC_REPORT_MAX_EVENTS`); narrow the window or use a report run.",
     429: "`rate_limited`: too many requests for this API token (or sign-in attempts); retry after `Retry-After` "
     "seconds.",
     500: "`report_generation_failed` (the PDF could not be rendered) or `internal_error`; the request id is logged.",

@@ -222,6 +222,9 @@ AUTHENTICATION_BACKENDS = ["masker.throttling.LoginLimitBackend"]
 # Request body limits (issue 5): bigger bodies are answered 413 before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MASKER_MAX_BODY_BYTES", 2 * 1024 * 1024)
 
+# A synchronous period report walks at most this many events (the window's sessions' sizes); more is 422.
+MASKER_SYNC_REPORT_MAX_EVENTS = env_int("MASKER_SYNC_REPORT_MAX_EVENTS", 2_000_000)
+
 # Ed25519 signing key for reports and seals (docs/audit-log.md): MASKER_SIGNING_KEY (PEM or base64url raw seed)
 # or a key file.
 MASKER_SIGNING_KEY = os.environ.get("MASKER_SIGNING_KEY", "")

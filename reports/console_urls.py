@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from reports import console
+from reports import console, console_period
 
 app_name = "console"
 
@@ -12,6 +12,8 @@ urlpatterns = [
     path("sessions/", console.session_list, name="sessions"),
     path("sessions/<str:session_id>/", console.session_detail, name="session"),
     path("agents/", console.agent_list, name="agents"),
+    path("agents/<str:agent_id>/report/", console_period.agent_report, name="agent-report"),
+    path("reports/account/", console_period.account_report, name="account-report"),
     path("reports/", console.report_list, name="reports"),
     path("reports.csv", console.report_list_csv, name="reports-csv"),
 ]

@@ -184,15 +184,20 @@ class SafeHarbor:
 
 @dataclass(frozen=True)
 class Item:
-    """One listed occurrence (an alert) at its seq and time: ``fields`` are the event's own, in report order."""
+    """One listed occurrence (an alert) at its seq and time: ``fields`` are the event's own, in report order.
+    ``session_id`` says which session it happened in: a period report lists it (``as_period_json``)."""
 
     seq: int
     turn: int | None
     ts: str
     fields: tuple[tuple[str, Any], ...] = ()
+    session_id: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return {"seq": self.seq, "turn": self.turn, "ts": self.ts, **dict(self.fields)}
+
+    def as_period_json(self) -> dict[str, Any]:
+        return {"session_id": self.session_id, "seq": self.seq, "turn": self.turn, "ts": self.ts, **dict(self.fields)}
 
 
 @dataclass(frozen=True)
@@ -578,6 +583,13 @@ class _Capped:
         self.count += 1
         if len(self.items) < LIST_LIMIT:
             self.items.append(Item(seq=event.seq, turn=event.turn, ts=event.ts, fields=fields))
+
+    def extend(self, other: "_Capped", session_id: str) -> None:
+        """Add another list's items, as occurring in ``session_id``, and its count."""
+        self.count += other.count
+        room = LIST_LIMIT - len(self.items)
+        if room > 0:
+            self.items.extend(replace(item, session_id=session_id) for item in other.items[:room])
 
     def freeze(self) -> Listing:
         return Listing(count=self.count, items=tuple(self.items))

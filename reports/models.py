@@ -7,7 +7,7 @@ and the database refuses UPDATE, DELETE and TRUNCATE (``REGISTER_GUARD``, instal
 from django.db import models
 from django.utils import timezone
 
-from audit.models import Session
+from audit.models import Agent, Session
 from audit.triggers import Guard
 from masker.models import Account, AppendOnlyModel, AppendOnlyQuerySet, TenantQuerySet
 
@@ -20,7 +20,8 @@ class ReportRecordQuerySet(TenantQuerySet, AppendOnlyQuerySet):
 
 class ReportRecord(AppendOnlyModel):
     """A report that was generated and handed out: its id, scope, subject, format, root and tree size, who
-    asked (``usr_…`` membership id or ``key_…`` API token id) and when. No report content, no PHI."""
+    asked (``usr_…`` membership id or ``key_…`` API token id) and when. No report content, no PHI. A period
+    report (scope ``agent`` or ``account``) records its window, its period root and the events it covered."""
 
     class Format(models.TextChoices):
         JSON = "json", "JSON"
@@ -28,8 +29,12 @@ class ReportRecord(AppendOnlyModel):
 
     id = models.CharField(primary_key=True, max_length=40, editable=False)  # the report's own rep_ id
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="report_records")
-    scope = models.CharField(max_length=16, default="session")
-    session = models.ForeignKey(Session, on_delete=models.PROTECT, related_name="report_records")
+    scope = models.CharField(max_length=16, default="session")  # session, agent or account
+    # The subject: a session (scope session), or a window of an agent's or the account's sessions.
+    session = models.ForeignKey(Session, on_delete=models.PROTECT, related_name="report_records", null=True)
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="report_records", null=True)
+    window_from = models.DateTimeField(null=True)
+    window_to = models.DateTimeField(null=True)
     format = models.CharField(max_length=8, choices=Format.choices)
     merkle_root_hex = models.CharField(max_length=64)
     tree_size = models.PositiveBigIntegerField()
@@ -46,7 +51,7 @@ class ReportRecord(AppendOnlyModel):
         verbose_name = "issued report"
 
     def __str__(self) -> str:
-        return f"{self.id} ({self.format}, {self.session_id})"
+        return f"{self.id} ({self.format}, {self.session_id or self.scope})"
 
     @staticmethod
     def anchors_of(session_ids: list[str]) -> list[tuple[str, int, str]]:

@@ -2,7 +2,9 @@
 
 The report view authenticates (cookie or bearer token with ``reports:read``), checks ``format``, looks the session
 up scoped to the caller's account, then builds, signs, renders and records the report. That order is the
-contract: 401 before 400 before 404. Errors are raised, never built here (masker.errors renders them).
+contract: 401 before 400 before 404. The period reports (an agent's, the account's) look the agent up first, so
+another account's agent is 404 whatever the query; then unknown parameters, the format and the window are 400.
+Errors are raised, never built here (masker.errors renders them).
 """
 
 import copy
@@ -19,17 +21,27 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
-from audit.models import Session
+from audit.models import Agent, Session
 from masker.auth import HasScope, actor_of, request_account
 from masker.errors import InvalidFormat
 from masker.query import check_query_params
 from masker.schema import ATTACHMENT, NO_STORE, error_responses, response_header
 from reports.domain import build_session_report, record_report, sign_report
+from reports.period import (
+    build_period_report,
+    parse_window,
+    period_filename,
+    record_period_report,
+    render_period_json,
+    sign_period_report,
+)
+from reports.period_rendering import render_period_pdf
 from reports.rendering import render_report_json, render_report_pdf, report_filename
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "schema" / "masker-audit-v1.json"
 # A real signed report of the demo's intake call, the OpenAPI example; tests validate it against SCHEMA_FILE.
 EXAMPLE_REPORT_FILE = SCHEMA_FILE.parent / "example-report.json"
+EXAMPLE_PERIOD_REPORT_FILE = SCHEMA_FILE.parent / "example-period-report.json"
 FORMATS = {"json": "application/json", "pdf": "application/pdf"}
 
 
@@ -53,7 +65,7 @@ def _openapi_30(node: Any) -> Any:
         return node
     out: dict[str, Any] = {}
     for key, value in node.items():
-        if key in ("$schema", "$defs", "propertyNames"):
+        if key in ("$schema", "$defs", "propertyNames", "if", "then", "else"):
             continue
         if key == "const":
             out["enum"] = [value]
@@ -103,10 +115,13 @@ def example_report() -> dict[str, Any]:
 
 
 @cache
-def report_openapi_schema() -> dict[str, Any]:
+def report_openapi_schema(definition: str = "session_report") -> dict[str, Any]:
+    """The response body ``{"report": ...}`` with the report of one scope (``session_report`` or
+    ``period_report``): OpenAPI 3.0 has no ``if``/``then``, so each operation shows its own scope's report."""
     schema = json.loads(audit_schema_bytes())
-    inlined = _inline_refs({k: v for k, v in schema.items() if k != "$defs"}, schema["$defs"])
-    return _openapi_30(inlined)
+    body = {"type": "object", "properties": {"report": {"$ref": f"#/$defs/{definition}"}}, "required": ["report"],
+            "additionalProperties": False}  # fmt: skip
+    return _openapi_30(_inline_refs(body, schema["$defs"]))
 
 
 class SessionReportView(APIView):
@@ -192,6 +207,127 @@ class SessionReportView(APIView):
         response = super().finalize_response(request, response, *args, **kwargs)
         response["Cache-Control"] = "no-store"  # success and errors alike: a report is never cached
         return response
+
+
+PERIOD_PARAMETERS = ("format", "from", "to")
+
+
+@cache
+def example_period_report() -> dict[str, Any]:
+    return json.loads(EXAMPLE_PERIOD_REPORT_FILE.read_text(encoding="utf-8"))
+
+
+def _period_parameters() -> list[OpenApiParameter]:
+    return [
+        response_header(
+            "Content-Disposition",
+            ATTACHMENT + " Example: `masker-report-agent-<agent>-20261101-20261201.json` or `.pdf`.",
+            statuses=[200],
+        ),
+        response_header("Cache-Control", NO_STORE),
+        OpenApiParameter(
+            "format",
+            OpenApiTypes.STR,
+            OpenApiParameter.QUERY,
+            enum=list(FORMATS),
+            default="json",
+            description="json (default) or pdf; anything else is 400 invalid_format.",
+        ),
+        OpenApiParameter(
+            "from",
+            OpenApiTypes.DATETIME,
+            OpenApiParameter.QUERY,
+            description="Start of the window, inclusive (RFC 3339, with a time zone). Default: 30 days before `to`.",
+        ),
+        OpenApiParameter(
+            "to",
+            OpenApiTypes.DATETIME,
+            OpenApiParameter.QUERY,
+            description="End of the window, exclusive (RFC 3339). Default: now. After `from`, at most 366 days later.",
+        ),
+    ]
+
+
+class PeriodReportView(APIView):
+    """A period report (scope ``agent`` or ``account``): every session that started in the window, re-verified."""
+
+    permission_classes = [HasScope]
+    required_scope = "reports:read"
+    content_negotiation_class = IgnoreFormatNegotiation
+    http_method_names = ["get", "options"]  # HEAD would issue and record a report, as for session reports
+
+    def period_report(self, request, agent_id: str | None) -> HttpResponse:
+        # Tenancy first: another account's agent is 404 whatever the parameters.
+        account = request_account(request)
+        agent = Agent.objects.get_visible(account, agent_id) if agent_id is not None else None
+        check_query_params(request.query_params, PERIOD_PARAMETERS)
+        report_format = request.query_params.get("format", "json")
+        if report_format not in FORMATS:
+            raise InvalidFormat("format must be 'json' or 'pdf'.", details={"allowed": list(FORMATS)})
+        now = timezone.now()
+        window = parse_window(request.query_params.get("from"), request.query_params.get("to"), now=now)
+        report = sign_period_report(build_period_report(account, agent=agent, window=window, generated_at=now))
+        body = render_period_pdf(report) if report_format == "pdf" else render_period_json(report)
+        record_period_report(report, report_format=report_format, generated_by=actor_of(request))
+        response = HttpResponse(body, content_type=FORMATS[report_format])
+        response["Content-Disposition"] = f'attachment; filename="{period_filename(report, report_format)}"'
+        return response
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+_PERIOD_RESPONSES = {
+    (200, "application/json"): OpenApiResponse(
+        response=report_openapi_schema("period_report"),
+        description="The signed period report (Masker Audit Schema v1).",
+        examples=[
+            OpenApiExample("Demo intake line, November", value=example_period_report(), media_type="application/json")
+        ],
+    ),
+    (200, "application/pdf"): OpenApiResponse(
+        response=OpenApiTypes.BINARY,
+        description="The PDF/A-3b period report, with the JSON report attached.",
+        examples=[OpenApiExample("PDF", value="(the PDF file, binary: %PDF-…)", media_type="application/pdf")],
+    ),
+}
+
+
+class AgentReportView(PeriodReportView):
+    @extend_schema(
+        operation_id="agent_report",
+        summary="Agent period report (JSON or PDF)",
+        description=(
+            "Every session of the agent that started in [from, to): each session's audit log walked and verified, "
+            "the eleven sections summed, one entry per session, the period root over the sessions' roots, signed. "
+            "A session whose chain does not verify is listed as broken and fails the verdict. More than "
+            "MASKER_SYNC_REPORT_MAX_EVENTS events in the window: 422 window_too_large."
+        ),
+        parameters=_period_parameters(),
+        responses=_PERIOD_RESPONSES | error_responses(400, 401, 403, 404, 422, 500),
+        tags=["reports"],
+    )
+    def get(self, request, agent_id: str) -> HttpResponse:
+        return self.period_report(request, agent_id)
+
+
+class AccountReportView(PeriodReportView):
+    @extend_schema(
+        operation_id="account_report",
+        summary="Account period report (JSON or PDF)",
+        description=(
+            "Every session of the account (all agents) that started in [from, to), verified and summed as the agent "
+            "report is, with a per-agent table. More than MASKER_SYNC_REPORT_MAX_EVENTS events in the window: 422 "
+            "window_too_large."
+        ),
+        parameters=_period_parameters(),
+        responses=_PERIOD_RESPONSES | error_responses(400, 401, 403, 422, 500),
+        tags=["reports"],
+    )
+    def get(self, request) -> HttpResponse:
+        return self.period_report(request, None)
 
 
 class AuditSchemaView(APIView):

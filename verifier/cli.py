@@ -16,6 +16,7 @@ from verifier import PROG
 from verifier.inputs import close_binary, open_binary, read_json_file, report_object
 from verifier.outcome import EXIT_UNABLE, CannotVerify, Outcome
 from verifier.pdf import run_pdf
+from verifier.period import verify_period_report
 from verifier.proofs import run_proof
 from verifier.receipts import verify_receipts
 from verifier.report import check_report_files
@@ -25,6 +26,13 @@ from verifier.signatures import load_keys
 def run_report(args: argparse.Namespace, outcome: Outcome) -> int:
     report = report_object(read_json_file(args.report, "report"), args.report)
     return check_report_files(outcome, report, events=args.events, keys=args.keys)
+
+
+def run_period(args: argparse.Namespace, outcome: Outcome) -> int:
+    report = report_object(read_json_file(args.report, "report"), args.report)
+    keys = load_keys(args.keys) if args.keys else None
+    verify_period_report(outcome, report, args.events_dir, keys)
+    return outcome.finish(f"{report.get('scope')} report {report.get('id')}")
 
 
 def run_receipts(args: argparse.Namespace, outcome: Outcome) -> int:
@@ -64,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "(repeat for a consistency proof's two reports)")  # fmt: skip
     proof.add_argument("--keys", help="KEYS.json: also check the signatures of the --report files")
     proof.add_argument("--event", help="a file holding the proven event's NDJSON line (inclusion proofs)")
+    period = sub.add_parser("period", help="check a period report (agent or account): its period root, signature "
+                            "and, with --events-dir, every session's export and the summed figures")  # fmt: skip
+    period.add_argument("report", help="REPORT.json: the body of GET /api/v1/reports or /api/v1/agents/{id}/report")
+    period.add_argument("--events-dir", help="a folder of the sessions' exports (masker-events-<session>.ndjson)")
+    period.add_argument("--keys", help="KEYS.json: the JWKS of GET /api/v1/keys; without it the signature is NOT "
+                        "checked")  # fmt: skip
     receipts = sub.add_parser("receipts", help="check signed receipts (one per line) against the events export")
     receipts.add_argument("receipts", help="RECEIPTS.ndjson: the receipt of each start/append/end, one per line")
     receipts.add_argument("events", help="EVENTS.ndjson (GET /api/v1/sessions/{id}/events), or -")
@@ -71,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"report": run_report, "pdf": run_pdf, "proof": run_proof, "receipts": run_receipts}
+COMMANDS = {"report": run_report, "pdf": run_pdf, "proof": run_proof, "period": run_period, "receipts": run_receipts}
 
 
 def main(argv: Sequence[str] | None = None, out: IO[str] | None = None) -> int:

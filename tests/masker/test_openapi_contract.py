@@ -191,6 +191,15 @@ def _live_answers(seeded, settings) -> list[tuple[str, str, object]]:
     record("/api/v1/sessions/{session_id}/report", "get", token.get(report + "?format=pdf"))
     record("/api/v1/sessions/{session_id}/report", "get", token.get(report + "?format=xml"))
     record("/api/v1/sessions/{session_id}/report", "get", token.get("/api/v1/sessions/sess_nope/report"))
+    window = "from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z"
+    for template, url in (
+        ("/api/v1/agents/{agent_id}/report", f"/api/v1/agents/{agent_id}/report"),
+        ("/api/v1/reports", "/api/v1/reports"),
+    ):
+        record(template, "get", token.get(f"{url}?{window}"))
+        record(template, "get", token.get(f"{url}?{window}&format=pdf"))
+        record(template, "get", token.get(f"{url}?colour=red"))
+    record("/api/v1/agents/{agent_id}/report", "get", token.get("/api/v1/agents/agt_nope/report"))
     record("/api/v1/auth/logout", "post", cookie.post("/api/v1/auth/logout"))
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"token": "1/min"}}
     limited = bearer_client(issue_token(seeded.account))

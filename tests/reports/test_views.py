@@ -244,7 +244,9 @@ def test_schema_file_is_served_publicly():
     assert response["Content-Type"] == "application/schema+json"
     schema = response.json()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert schema["$defs"]["report"]["additionalProperties"] is False
+    assert schema["$defs"]["session_report"]["additionalProperties"] is False
+    assert schema["$defs"]["period_report"]["additionalProperties"] is False
+    assert schema["$defs"]["report"]["then"] == {"$ref": "#/$defs/session_report"}
     assert reverse("reports:audit-schema") == "/api/v1/schemas/masker-audit-v1.json"
 
 
