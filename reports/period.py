@@ -108,7 +108,11 @@ def _parse_moment(name: str, value: str) -> datetime:
             f"'{name}' must be an RFC 3339 date-time with a time zone, e.g. 2026-05-01T00:00:00Z.",
             details={name: "not an RFC 3339 date-time"},
         )
-    if not FIRST_YEAR <= moment.astimezone(UTC).year <= LAST_YEAR:
+    try:  # RFC 3339 admits offsets up to 23:59; PostgreSQL's time zones stop at 15:59: compare and query in UTC
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 pushed past the calendar by its offset
+        moment = None
+    if moment is None or not FIRST_YEAR <= moment.year <= LAST_YEAR:
         raise ValidationFailed(
             f"'{name}' must lie between the years {FIRST_YEAR} and {LAST_YEAR}.",
             details={name: "out of range"},

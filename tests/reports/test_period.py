@@ -276,6 +276,7 @@ def test_window_defaults_to_the_last_30_days():
         (None, "0001-01-05T00:00:00Z"),  # no default window before year 1
         ("2026-W09-1T00:00:00Z", None),  # ISO 8601, not RFC 3339
         ("2026-02-30T00:00:00Z", "2026-03-02T00:00:00Z"),
+        ("0001-01-01T00:00:00+01:00", "2026-03-02T00:00:00Z"),  # before year 1 in UTC
     ],
 )
 def test_bad_windows_are_refused(start, end):
@@ -283,6 +284,14 @@ def test_bad_windows_are_refused(start, end):
 
     with pytest.raises(ValidationFailed):
         parse_window(start, end, now=NOW)
+
+
+def test_any_rfc3339_offset_is_queried_in_utc(world, acme_client):
+    # RFC 3339 admits offsets up to 23:59, PostgreSQL's time zones only up to 15:59: the window is queried in UTC.
+    window = parse_window("2026-03-01T00:00:00+23:59", "2026-03-02T00:00:00-23:59", now=NOW)
+    assert (window.start.utcoffset(), window.end.utcoffset()) == (timedelta(0), timedelta(0))
+    response = acme_client.get("/api/v1/reports", {"from": "2026-03-01T00:00:00+23:59", "to": "2026-03-02T00:00:00Z"})
+    assert response.status_code == 200, response.content[:300]
 
 
 def test_a_window_of_366_days_is_accepted():
