@@ -123,8 +123,8 @@ def _parse_moment(name: str, value: str) -> datetime:
 def parse_window(start: str | None, end: str | None, *, now: datetime) -> Window:
     """The window of ``from``/``to`` (RFC 3339; either may be None): ``to`` defaults to ``now``, ``from`` to 30
     days before ``to``. ``to`` must be after ``from``, at most 366 days later; else 400 ``validation_failed``."""
-    end_at = _parse_moment("to", end) if end else now
-    start_at = _parse_moment("from", start) if start else end_at - timedelta(days=DEFAULT_DAYS)
+    end_at = _parse_moment("to", end) if end is not None else now  # an empty value is given, and invalid
+    start_at = _parse_moment("from", start) if start is not None else end_at - timedelta(days=DEFAULT_DAYS)
     if end_at <= start_at:
         raise ValidationFailed("'to' must be after 'from'.", details={"to": "not after 'from'"})
     if end_at - start_at > timedelta(days=MAX_DAYS):

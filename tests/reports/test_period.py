@@ -277,6 +277,7 @@ def test_window_defaults_to_the_last_30_days():
         ("2026-W09-1T00:00:00Z", None),  # ISO 8601, not RFC 3339
         ("2026-02-30T00:00:00Z", "2026-03-02T00:00:00Z"),
         ("0001-01-01T00:00:00+01:00", "2026-03-02T00:00:00Z"),  # before year 1 in UTC
+        (None, ""),  # an empty value is not a missing one
     ],
 )
 def test_bad_windows_are_refused(start, end):
