@@ -87,7 +87,7 @@ class Session(models.Model):
     """One call. Holds the policy snapshot taken at start, the chain's head and size, and the seal once ended.
 
     ``tree_size``, ``chain_head``, ``merkle_frontier``, ``redaction_count`` and ``alert_count`` are maintained by
-    ``audit.chain.append_events`` under the session row lock; reports never trust them and recompute from bytes.
+    ``audit.writing.append_events`` under the session row lock; reports never trust them and recompute from bytes.
     """
 
     class Status(models.TextChoices):
