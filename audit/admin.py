@@ -96,7 +96,7 @@ class AuditEventAdmin(ReadOnlyModelAdmin):
 
 @admin.register(IdempotencyRecord)
 class IdempotencyRecordAdmin(ReadOnlyModelAdmin):
-    """The stored answers of keyed event batches (issue 5), for inspection only: they are written with the append."""
+    """The stored answers of keyed event batches, for inspection only: they are written with the append."""
 
     list_display = ("session", "key", "principal", "response_status", "created_at")
     search_fields = ("session__id", "key")

@@ -1,4 +1,4 @@
-"""Explicit serializers of the ingestion and read API (issue 5): strict inputs, representations field for field.
+"""Explicit serializers of the ingestion and read API: strict inputs, representations field for field.
 
 Inputs refuse unknown fields and accept only short, identifier-like strings, so no PHI-bearing free text (a
 transcript, a name, a phone number) can reach the database through a session's ``external_ref`` or

@@ -219,7 +219,7 @@ CONTENT_SECURITY_POLICY = {
 
 AUTHENTICATION_BACKENDS = ["masker.throttling.LoginLimitBackend"]
 
-# Request body limits (issue 5): bigger bodies are answered 413 before they are parsed.
+# Request body limits: bigger bodies are answered 413 before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MASKER_MAX_BODY_BYTES", 2 * 1024 * 1024)
 
 # A synchronous period report walks at most this many events (the window's sessions' sizes); more is 422.

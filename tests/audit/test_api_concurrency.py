@@ -1,4 +1,4 @@
-"""Issue 5, acceptance 4: eight API clients appending at once (threads, one DB connection each) on PostgreSQL.
+"""Eight API clients appending at once (threads, one DB connection each) on PostgreSQL.
 
 Each client posts its own batches, and retries each one with its Idempotency-Key; pairs of clients also race
 to post one identical batch under a shared key. The chain must come out gapless and verifiable, with every

@@ -1,4 +1,4 @@
-"""Issue 5, acceptance 1: a proxy's whole call through the API, then an independent recomputation of the root.
+"""A proxy's whole call through the API, then an independent recomputation of the root.
 
 Token from ``create_api_token`` → start → three batches (one retried with its Idempotency-Key) → end. The root
 is then recomputed here from the events' canonical bytes (the NDJSON export, checked against the stored rows)

@@ -1,4 +1,4 @@
-"""POST/GET /api/v1/sessions, GET /api/v1/sessions/{id}, GET /api/v1/agents[/{id}] (issue 5)."""
+"""POST/GET /api/v1/sessions, GET /api/v1/sessions/{id}, GET /api/v1/agents[/{id}]."""
 
 import json
 from datetime import timedelta

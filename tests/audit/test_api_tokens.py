@@ -1,4 +1,4 @@
-"""API tokens (issue 5): issuing (command and admin), bearer authentication, scopes, revocation, rate limits."""
+"""API tokens: issuing (command and admin), bearer authentication, scopes, revocation, rate limits."""
 
 import hashlib
 import time
