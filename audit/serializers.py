@@ -98,8 +98,9 @@ def _choice(choices, *, required: bool = True, **kwargs) -> serializers.ChoiceFi
     # DRF's default message echoes the submitted value; ours names the allowed values only.
     values = [c[0] if isinstance(c, tuple) else c for c in choices]
     message = "must be one of: " + ", ".join(values)
-    return serializers.ChoiceField(choices=choices, required=required, error_messages={"invalid_choice": message},
-                                   **kwargs)  # fmt: skip
+    return serializers.ChoiceField(
+        choices=choices, required=required, error_messages={"invalid_choice": message}, **kwargs
+    )
 
 
 def refuse_phi_shape(value: str) -> None:

@@ -28,8 +28,18 @@ def session(agent):
 def test_create_api_token_prints_the_secret_once_and_stores_only_its_hash(acme):
     out, err = StringIO(), StringIO()
 
-    call_command("create_api_token", "--account", acme.id, "--scopes", "events:write", "sessions:read",
-                 "--name", "proxy", stdout=out, stderr=err)  # fmt: skip
+    call_command(
+        "create_api_token",
+        "--account",
+        acme.id,
+        "--scopes",
+        "events:write",
+        "sessions:read",
+        "--name",
+        "proxy",
+        stdout=out,
+        stderr=err,
+    )
 
     secret = out.getvalue().strip()
     token = ApiToken.objects.get(account=acme)
@@ -42,11 +52,18 @@ def test_create_api_token_prints_the_secret_once_and_stores_only_its_hash(acme):
 
 def test_create_api_token_refuses_unknown_account_and_scope(acme):
     with pytest.raises(CommandError, match="not found"):
-        call_command("create_api_token", "--account", "acc_01JD00000000000000000000AA", "--scopes", "events:write",
-                     stdout=StringIO())  # fmt: skip
+        call_command(
+            "create_api_token",
+            "--account",
+            "acc_01JD00000000000000000000AA",
+            "--scopes",
+            "events:write",
+            stdout=StringIO(),
+        )
     with pytest.raises(CommandError):
-        call_command("create_api_token", "--account", acme.id, "--scopes", "events:delete", stdout=StringIO(),
-                     stderr=StringIO())  # fmt: skip
+        call_command(
+            "create_api_token", "--account", acme.id, "--scopes", "events:delete", stdout=StringIO(), stderr=StringIO()
+        )
     assert not ApiToken.objects.exists()
 
 

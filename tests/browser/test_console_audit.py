@@ -86,10 +86,21 @@ def test_leak_call_opens_with_its_alerts_and_reports_issued_lists_the_downloads(
     (embedded,) = pdf_attachments(pdf_path.read_bytes()).values()
     pdf_id = json.loads(embedded)["report"]["id"]
     subprocess.run(
-        ["pdftoppm", "-png", "-r", "100", "-f", "1", "-l", "1", "-singlefile", str(pdf_path),
-         str(SCREENSHOTS / "audit-report-leak-page1")],
+        [
+            "pdftoppm",
+            "-png",
+            "-r",
+            "100",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            "-singlefile",
+            str(pdf_path),
+            str(SCREENSHOTS / "audit-report-leak-page1"),
+        ],
         check=True,
-    )  # fmt: skip
+    )
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Reports issued").click()
     page.wait_for_url(f"{base}/reports/")

@@ -33,12 +33,28 @@ def test_live_api_survives_a_schemathesis_run_with_every_check(live_db, tmp_path
     schemathesis = Path(sys.executable).parent / "schemathesis"
     with gunicorn(workers=2, timeout=60) as base:
         command = [
-            str(schemathesis), "--config-file", str(CONFIG), "run", f"{base}/api/v1/schema",
-            "--header", f"Authorization: Bearer {secret}",
-            "--checks", "all", "--max-examples", str(EXAMPLES), "--generation-deterministic",
-            "--phases", "examples,coverage,fuzzing",
-            "--request-timeout", "30", "--no-color", "--report", "junit", "--report-dir", str(tmp_path),
-        ]  # fmt: skip
+            str(schemathesis),
+            "--config-file",
+            str(CONFIG),
+            "run",
+            f"{base}/api/v1/schema",
+            "--header",
+            f"Authorization: Bearer {secret}",
+            "--checks",
+            "all",
+            "--max-examples",
+            str(EXAMPLES),
+            "--generation-deterministic",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--request-timeout",
+            "30",
+            "--no-color",
+            "--report",
+            "junit",
+            "--report-dir",
+            str(tmp_path),
+        ]
         run = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-6000:]
