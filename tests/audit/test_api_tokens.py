@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from audit.models import AuditEvent
 from audit.writing import start_session
 from masker.models import ApiToken, TokenRateWindow
-from masker.throttling import count_token_request, parse_rate
+from masker.throttling import count_token_request
 from tests.audit.api_support import bearer_client, issue_token, mixed_batch
 from tests.conftest import T0, _member
 
@@ -241,11 +241,6 @@ def test_rate_counter_is_one_row_per_token_and_window_and_prunes_old_windows(acm
 
     assert counts == [1, 2, 3] and next_window == 1
     assert list(TokenRateWindow.objects.values_list("window_start", "count")) == [(120, 1)]
-
-
-@pytest.mark.parametrize(("rate", "parsed"), [("6000/min", (6000, 60)), ("10/s", (10, 1)), ("5/hour", (5, 3600))])
-def test_parse_rate(rate, parsed):
-    assert parse_rate(rate) == parsed
 
 
 def test_cookie_requests_are_not_token_rate_limited(alice, settings):
