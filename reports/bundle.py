@@ -14,6 +14,7 @@ database cursor, so a bundle of millions of events holds one export block and on
 import hashlib
 import zipfile
 from collections.abc import Iterable, Iterator
+from datetime import UTC
 from typing import Any, BinaryIO
 
 import orjson
@@ -66,9 +67,11 @@ class _BundleWriter:
                 size += len(block)
         self.files.append({"name": name, "size": size, "sha256": sha.hexdigest()})
 
-    def add(self, name: str, data: bytes) -> None:
+    def add(self, name: str, data: bytes, *, listed: bool = True) -> None:
+        """One entry of ``data``; ``listed=False`` for the manifest, which lists the others."""
         self.archive.writestr(self._info(name), data)
-        self.files.append({"name": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+        if listed:
+            self.files.append({"name": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
 
 
 def keys_document() -> bytes:
@@ -134,14 +137,10 @@ def write_bundle(out: BinaryIO, report: PeriodReport, *, report_json: bytes, rep
     if report.signature is None:
         raise ValueError("a bundle holds a signed report: sign it first (sign_period_report)")
     body = report.as_json()
-    issued = orjson.loads(report_json)
-    issued = issued.get("report", issued) if isinstance(issued, dict) else None
-    if not isinstance(issued, dict) or (issued.get("id"), issued.get("merkle_root_hex")) != (
-        report.id,
-        report.merkle_root_hex,
-    ):
-        raise ValueError("report_json is not this report")
-    stamp = report.generated_at.utctimetuple()[:6]
+    if orjson.loads(report_json) != {"report": body}:
+        raise ValueError("report_json is not this report as issued (render_period_json)")
+    generated = report.generated_at.astimezone(UTC)
+    stamp = (generated.year, generated.month, generated.day, generated.hour, generated.minute, generated.second)
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
         writer = _BundleWriter(archive, stamp)
         writer.add(REPORT_JSON, report_json)
@@ -155,4 +154,4 @@ def write_bundle(out: BinaryIO, report: PeriodReport, *, report_json: bytes, rep
         writer.add(README, readme_text(report).encode("utf-8"))
         manifest = manifest_body(body, writer.files)
         manifest["signature"] = sign_object(manifest)
-        writer.add(MANIFEST, orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
+        writer.add(MANIFEST, orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n", listed=False)

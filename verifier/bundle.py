@@ -217,7 +217,7 @@ def _check_sessions_file(outcome: Outcome, archive: zipfile.ZipFile, report: dic
     with archive.open(SESSIONS) as handle:
         for count, line in enumerate(handle, start=1):
             if count > len(sessions):
-                break
+                continue  # counted, and named below
             entry = sessions[count - 1]
             try:
                 same = isinstance(entry, dict) and session_line(loads(line)) == session_line(entry)

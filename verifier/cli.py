@@ -58,8 +58,9 @@ def run_receipts(args: argparse.Namespace, outcome: Outcome) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Verify Masker compliance reports, audit-log exports, proofs and receipts offline, without "
-        "trusting the server. Exit 0: verified; 1: verification failed (each problem is named); 2: cannot check.",
+        description="Verify Masker compliance reports, evidence bundles, audit-log exports, proofs and receipts "
+        "offline, without trusting the server. Exit 0: verified; 1: verification failed (each problem is named); "
+        "2: cannot check.",
         epilog=f"Example: {PROG} report masker-report-SESSION.json --events masker-events-SESSION.ndjson "
         "--keys keys.json",
     )

@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import zipfile
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -267,3 +268,21 @@ def test_write_bundle_needs_a_signed_report(world):
     report = build_period_report(world.account, window=WINDOW, generated_at=GENERATED_AT)
     with pytest.raises(ValueError, match="signed report"):
         write_bundle(io.BytesIO(), report, report_json=render_period_json(report), report_pdf=None)
+
+
+def test_a_sessions_file_that_is_not_the_reports_sessions_fails(bundle, tmp_path):
+    files = members(bundle)
+    lines = files["sessions.ndjson"].splitlines(keepends=True)
+    files["sessions.ndjson"] = b"".join(lines[:2] + lines[3:])
+    code, out = run_verifier("bundle", rewrite(bundle, tmp_path / "sessions.zip", files))
+    assert code == 1
+    assert "FAIL    sessions.ndjson line 3: is not report.sessions[2]" in out
+    assert "FAIL    sessions.ndjson: 5 line(s), the report lists 6 session(s)" in out
+
+
+def test_write_bundle_takes_only_the_reports_own_json_and_its_accounts_sessions(world, report):
+    with pytest.raises(ValueError, match="not this report"):
+        write_bundle(io.BytesIO(), report, report_json=render_period_json(issue(world)), report_pdf=None)
+    elsewhere = replace(report, account_id=world.other.id)
+    with pytest.raises(ValueError, match="not its account's"):
+        write_bundle(io.BytesIO(), elsewhere, report_json=render_period_json(elsewhere), report_pdf=None)
