@@ -75,6 +75,10 @@ class DemoData:
     sessions: list[Session]
     other_sessions: list[Session]
 
+    def session(self, external_ref: str) -> Session:
+        """A demo call by the reference it was placed with (``call-intake-0001``, ``globex-call-0001``, …)."""
+        return next(s for s in (*self.sessions, *self.other_sessions) if s.external_ref == external_ref)
+
 
 def _user(email: str, password: str, account: Account, role: str):
     user_model = get_user_model()

@@ -159,7 +159,7 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_console_page(
             "(w.scrollWidth - w.clientWidth) + 'px')"
         )
         assert page.evaluate(hidden) == [], path
-        if path == f"/sessions/{demo.sessions[2].id}/":
+        if path == f"/sessions/{demo.session('call-rehydration-0003').id}/":
             page.screenshot(path=SCREENSHOTS / f"audit-session-leak-{label}.png", full_page=True)
         if path == "/reports/":
             page.screenshot(path=SCREENSHOTS / f"audit-reports-issued-{label}.png", full_page=True)

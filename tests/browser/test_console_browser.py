@@ -124,7 +124,7 @@ def test_demo_user_downloads_pdf_and_json_with_the_same_root_then_signs_out(live
 
 def test_second_user_cannot_reach_the_first_accounts_session_page(live_server, chromium):
     demo = seed_demo()
-    acme_session = demo.sessions[0]
+    acme_session = demo.session("call-intake-0001")
     base = live_server.url
     recorded = RecordedContext(chromium.launch(), base, LAPTOP)
     page = recorded.page

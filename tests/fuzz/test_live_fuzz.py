@@ -61,7 +61,7 @@ def test_live_api_survives_a_schemathesis_run_with_every_check(live_db, tmp_path
             "PYTHONPATH": str(ROOT),
             "MASKER_FUZZ_BASE": base,
             "MASKER_FUZZ_TOKEN": secret,
-            "MASKER_FUZZ_AGENT": demo.sessions[0].agent_id,
+            "MASKER_FUZZ_AGENT": demo.session("call-intake-0001").agent_id,
         }
         run = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False, env=environment)
     output = run.stdout + run.stderr

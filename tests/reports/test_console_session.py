@@ -142,7 +142,7 @@ def test_viewing_a_session_page_records_nothing_in_the_report_register(acme_clie
 
 
 def test_another_accounts_session_is_the_404_page(acme_client, seeded):
-    other = seeded.other_sessions[0]
+    other = seeded.session("globex-call-0001")
     response = acme_client.get(f"/sessions/{other.id}/")
     assert response.status_code == 404
     html = response.content.decode()
@@ -180,7 +180,13 @@ def test_a_broken_chain_shows_a_banner_with_the_first_bad_seq_and_no_figures(acm
 
 
 def test_console_pages_reference_no_external_resource(acme_client, seeded):
-    pages = ["/sessions/", "/agents/", f"/sessions/{seeded.sessions[0].id}/", "/logout/", "/sessions/sess_nonsense/"]
+    pages = [
+        "/sessions/",
+        "/agents/",
+        f"/sessions/{seeded.session('call-intake-0001').id}/",
+        "/logout/",
+        "/sessions/sess_nonsense/",
+    ]
     for url in pages:
         html = acme_client.get(url).content.decode()
         assert not EXTERNAL.search(html), url

@@ -64,7 +64,7 @@ def test_sessions_list_searches_by_call_reference(acme_client, seeded):
     html = response.content.decode()
     assert _listed_ids(response) == [s.id for s in seeded.sessions if s.external_ref == "call-vendor-0004"]
     assert 'name="external_ref" value="call-vendor-0004"' in html  # the box keeps what was searched
-    other_ref = seeded.other_sessions[0].external_ref
+    other_ref = seeded.session("globex-call-0001").external_ref
     assert _listed_ids(acme_client.get("/sessions/", {"external_ref": other_ref})) == []
 
 
@@ -142,7 +142,7 @@ def test_a_user_without_an_account_sees_no_sessions(client, seeded):
     assert response.status_code == 200
     assert _listed_ids(response) == []
     assert client.get("/agents/").status_code == 200
-    assert client.get(f"/sessions/{seeded.sessions[0].id}/").status_code == 404
+    assert client.get(f"/sessions/{seeded.session('call-intake-0001').id}/").status_code == 404
 
 
 def test_agents_page_shows_policy_and_latest_sessions_of_the_accounts_agents_only(acme_client, seeded):

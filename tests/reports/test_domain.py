@@ -70,7 +70,7 @@ def test_a_long_log_walked_in_two_processes_gives_the_same_report(seeded, monkey
 
 
 def test_report_keys_are_in_spec_order(seeded):
-    assert list(report_of(seeded.sessions[0])) == [
+    assert list(report_of(seeded.session("call-intake-0001"))) == [
         "schema",
         "id",
         "scope",
@@ -302,7 +302,7 @@ def test_egress_hops_and_alerts_match_an_event_by_event_recount(agent, monkeypat
 
 
 def test_globex_call_retention_and_audio_policy(seeded):
-    report = report_of(seeded.other_sessions[0])
+    report = report_of(seeded.session("globex-call-0001"))
     assert report["retention_attestation"] == {
         "policy_logs_payloads": True,
         "retention_days": 30,
@@ -339,14 +339,14 @@ def test_empty_and_live_calls(seeded):
 
 
 def test_report_is_signed_over_its_rfc8785_bytes(seeded):
-    report = report_of(seeded.sessions[0])
+    report = report_of(seeded.session("call-intake-0001"))
     verify_report_signature(report)
     with pytest.raises(InvalidSignature):
         verify_report_signature(report | {"summary": report["summary"] | {"total_redactions": 0}})
 
 
 def test_report_value_is_immutable_and_time_is_an_argument(seeded):
-    session = Session.objects.select_related("agent", "account").get(pk=seeded.sessions[0].pk)
+    session = Session.objects.select_related("agent", "account").get(pk=seeded.session("call-intake-0001").pk)
     report = build_session_report(session, generated_at=GENERATED_AT)
     assert report.generated_at == GENERATED_AT and report.signature is None
     assert "signature" not in report.as_json()

@@ -11,7 +11,9 @@ from reports.models import ReportRecord
 
 @pytest.fixture
 def record(seeded, acme_client):
-    report = acme_client.get(reverse("reports:session-report", args=[seeded.sessions[0].id])).json()["report"]
+    report = acme_client.get(reverse("reports:session-report", args=[seeded.session("call-intake-0001").id])).json()[
+        "report"
+    ]
     return ReportRecord.objects.get(id=report["id"])
 
 
