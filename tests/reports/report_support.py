@@ -69,14 +69,17 @@ def schema_errors(document: dict) -> list[str]:
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in schema_validator().iter_errors(document)]
 
 
-def pdf_text(pdf: bytes, *, page: int | None = None) -> str:
-    """Text of the PDF (or of one 1-based page) as pdftotext extracts it, layout kept."""
+def pdf_text(pdf: bytes, *, page: int | None = None, layout: bool = True) -> str:
+    """Text of the PDF (or of one 1-based page) as pdftotext extracts it, layout kept (or in reading order)."""
     with tempfile.NamedTemporaryFile(suffix=".pdf") as handle:
         handle.write(pdf)
         handle.flush()
         pages = ["-f", str(page), "-l", str(page)] if page else []
         return subprocess.run(
-            ["pdftotext", "-layout", *pages, handle.name, "-"], check=True, capture_output=True, text=True
+            ["pdftotext", *(["-layout"] if layout else []), *pages, handle.name, "-"],
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
 
 

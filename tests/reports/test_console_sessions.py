@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 
 from audit.models import Agent, Session
 from audit.writing import start_session
-from reports.console import AGENTS_PER_PAGE, RECENT_SESSIONS_PER_AGENT, SESSIONS_PER_PAGE, format_duration
+from reports.console import AGENTS_PER_PAGE, RECENT_SESSIONS_PER_AGENT, SESSIONS_PER_PAGE
 
 pytestmark = pytest.mark.django_db
 
@@ -173,14 +173,6 @@ def test_another_accounts_user_sees_only_their_own_world(client, seeded):
     assert set(re.findall(r"sess_[0-9A-Z]{26}", html)) == {s.id for s in seeded.other_sessions}
     agents_html = client.get("/agents/").content.decode()
     assert "Front desk" in agents_html and "Intake line" not in agents_html
-
-
-@pytest.mark.parametrize(
-    ("ms", "text"),
-    [(None, "—"), (2000, "2.0 s"), (41_500, "41.5 s"), (64_000, "1 min 04 s"), (7_500_000, "2 h 05 min")],
-)
-def test_durations_are_human_readable(ms, text):
-    assert format_duration(ms) == text
 
 
 def test_agents_page_is_paginated(acme_client, seeded):

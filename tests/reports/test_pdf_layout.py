@@ -151,7 +151,7 @@ def test_a_stress_report_fits_the_page_and_page_one_points_to_every_section_with
     assert f"and {30 - PDF_LIST_LIMIT} more" in text  # the capped alert lists say how many are left out
     page = _page_one(pdf)
     assert "see sections 4, 5 and 7." in page
-    assert "210.0 s" in page and "CALL DURATION" in page.upper()  # the first tile of a one-session report
+    assert "3 min 30 s" in page and "CALL DURATION" in page.upper()  # the first tile of a one-session report
 
 
 def _page_one(pdf: bytes) -> str:
