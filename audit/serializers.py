@@ -89,11 +89,6 @@ class StrictRegexField(StrictCharField, serializers.RegexField):
     pass
 
 
-def raise_invalid(serializer: serializers.Serializer) -> None:
-    """Raise the 400 ``validation_failed`` naming every bad field of an invalid serializer."""
-    raise ValidationFailed(details={"fields": serializer.errors})
-
-
 def _choice(choices, *, required: bool = True, **kwargs) -> serializers.ChoiceField:
     # DRF's default message echoes the submitted value; ours names the allowed values only.
     values = [c[0] if isinstance(c, tuple) else c for c in choices]

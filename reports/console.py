@@ -474,7 +474,6 @@ def report_list_csv(request: HttpRequest) -> StreamingHttpResponse:
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="masker-reports-issued.csv"'
-    response["Cache-Control"] = "no-store"
     return response
 
 
