@@ -12,7 +12,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework.response import Response
 
 from audit import openapi_examples as ex
-from audit.evidence_views import EVENTS_EXPORT_SCHEMA, parse_export_range
+from audit.evidence_views import EVENTS_EXPORT_SCHEMA, SESSION_ID, parse_export_range
 from audit.export import export_filename, iter_event_lines
 from audit.idempotency import append_batch
 from audit.models import Agent, AuditEvent, Session
@@ -41,13 +41,6 @@ from masker.api import ApiView, validated
 from masker.auth import actor_of, request_account
 from masker.schema import error_responses, response_header
 
-SESSION_ID = OpenApiParameter(
-    "session_id",
-    str,
-    OpenApiParameter.PATH,
-    description="The session's id (`sess_` + ULID). A malformed id is answered like an unknown one: 404.",
-    examples=[OpenApiExample("Demo intake call", value=ex.SESSION_ID)],
-)
 AGENT_ID = OpenApiParameter(
     "agent_id",
     str,
