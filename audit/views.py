@@ -88,15 +88,16 @@ class SessionListView(ApiView):
     )
     def get(self, request):
         params = validated(SessionListQuerySerializer, request.query_params)
-        sessions = Session.objects.visible_to(request_account(request)).defer("policy_snapshot", "seal")
-        if "agent_id" in params:
-            sessions = sessions.filter(agent_id=params["agent_id"])
-        if "status" in params:
-            sessions = sessions.filter(status=params["status"])
-        if "since" in params:
-            sessions = sessions.filter(started_at__gte=params["since"])
-        if "external_ref" in params:
-            sessions = sessions.filter(external_ref=params["external_ref"])
+        sessions = (
+            Session.objects.visible_to(request_account(request))
+            .matching(
+                agent_id=params.get("agent_id"),
+                status=params.get("status"),
+                external_ref=params.get("external_ref"),
+                started_from=params.get("since"),
+            )
+            .defer("policy_snapshot", "seal")
+        )
         if "cursor" in params:
             started, last_id = parse_session_cursor(params["cursor"])
             sessions = sessions.filter(Q(started_at__lt=started) | Q(started_at=started, id__lt=last_id))

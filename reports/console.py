@@ -176,20 +176,16 @@ class SessionFilters:
         return cls(agent, status, external_ref, date_from, date_to, alerts == "1", tuple(notes))
 
     def apply(self, queryset):
-        if self.agent:
-            queryset = queryset.filter(agent_id=self.agent)
-        if self.status:
-            queryset = queryset.filter(status=self.status)
-        if self.external_ref:
-            queryset = queryset.filter(external_ref=self.external_ref)
-        if self.date_from:
-            queryset = queryset.filter(started_at__gte=datetime.combine(self.date_from, time.min, tzinfo=UTC))
-        if self.date_to:
-            end = datetime.combine(self.date_to + timedelta(days=1), time.min, tzinfo=UTC)
-            queryset = queryset.filter(started_at__lt=end)
-        if self.has_alerts:
-            queryset = queryset.with_alerts()
-        return queryset
+        return queryset.matching(
+            agent_id=self.agent,
+            status=self.status,
+            external_ref=self.external_ref,
+            started_from=datetime.combine(self.date_from, time.min, tzinfo=UTC) if self.date_from else None,
+            started_before=datetime.combine(self.date_to + timedelta(days=1), time.min, tzinfo=UTC)
+            if self.date_to
+            else None,
+            has_alerts=self.has_alerts,
+        )
 
     @property
     def active(self) -> bool:
