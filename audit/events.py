@@ -298,7 +298,7 @@ ALERT_TYPES = ("rehydration_failed", "leak_detected", "non_baa_egress", "card_no
 
 def event_alert(kind: str, fields: Mapping[str, Any]) -> str | None:
     """The alert an event raises for a compliance reviewer, or None. One definition for counters and reports.
-    ``fields``: the event, or anything with the same ``get`` (a report reads events as ``reports.domain.EventView``)."""
+    ``fields``: the event, or anything with the same ``get`` (a report reads events as ``audit.walk.EventView``)."""
     if kind == "phi.rehydration_failed":
         return "rehydration_failed"
     if kind == "leak.detected":

@@ -61,8 +61,8 @@ def verify_offline(client, session, token: str) -> None:
     from django.utils import timezone
 
     from audit.verifier_download import build_verifier_pyz
-    from reports.domain import build_session_report, sign_report
     from reports.rendering import render_report_json
+    from reports.session_report import build_session_report, sign_report
 
     with tempfile.TemporaryDirectory(prefix="verify-bench-") as directory:
         events = Path(directory) / "events.ndjson"

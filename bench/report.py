@@ -76,25 +76,23 @@ def best_read_floor(session) -> tuple[float, str]:
 
 
 def json_report(session) -> tuple[float, str]:
+    """The API's JSON report (``issue_session_report``: walk, build, sign, render, record)."""
     from django.utils import timezone
 
-    from reports.domain import build_session_report, sign_report
-    from reports.rendering import render_report_json
+    from reports.session_report import issue_session_report
 
     started = time.perf_counter()
-    report = sign_report(build_session_report(session, generated_at=timezone.now()))
-    render_report_json(report)
+    report, _ = issue_session_report(session, report_format="json", actor="bench", now=timezone.now())
     return time.perf_counter() - started, report.merkle_root_hex
 
 
 def pdf_report(session) -> float:
     from django.utils import timezone
 
-    from reports.domain import build_session_report, sign_report
-    from reports.rendering import render_report_pdf
+    from reports.session_report import issue_session_report
 
     started = time.perf_counter()
-    render_report_pdf(sign_report(build_session_report(session, generated_at=timezone.now())))
+    issue_session_report(session, report_format="pdf", actor="bench", now=timezone.now())
     return time.perf_counter() - started
 
 

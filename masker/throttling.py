@@ -127,6 +127,8 @@ class TokenRateThrottle(SimpleRateThrottle):
     DRF's; the counting is ours (the database, not the cache)."""
 
     scope = "token"
+    num_requests: int
+    duration: int
 
     def __init__(self):
         super().__init__()
@@ -134,7 +136,8 @@ class TokenRateThrottle(SimpleRateThrottle):
 
     def get_rate(self) -> str | None:
         # Read when the throttle is made, not when the class was defined, so a changed setting takes effect.
-        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+        rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+        return None if rate is None else str(rate)
 
     def allow_request(self, request, view) -> bool:
         token_id = getattr(getattr(request, "auth", None), "id", None)

@@ -3,7 +3,7 @@
 Every page is scoped to the signed-in user's account through ``visible_to``/``get_visible``; another account's
 session is the 404 page. Every query runs in the view, before rendering, and each page runs a fixed number of
 them whatever the number of sessions (tests/reports/test_console_queries.py). The session page shows the report
-value of ``reports.domain.build_session_report`` and nothing else; the download buttons are links to the report
+value of ``reports.session_report.build_session_report`` and nothing else; the download buttons are links to the report
 API, which authenticates the same cookie and records each download in the report register.
 """
 
@@ -33,7 +33,6 @@ from audit.models import Agent, Session
 from masker.models import Account, ApiToken, Membership, account_of
 from masker.throttling import login_retry_after
 from reports.charts import timeline_svg
-from reports.domain import build_session_report
 from reports.models import ReportRecord
 from reports.presentation import (
     ALERT_LABELS,
@@ -45,6 +44,7 @@ from reports.presentation import (
     format_duration,
 )
 from reports.safe_harbor import CATEGORIES
+from reports.session_report import build_session_report
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ event of every session re-verified, summed into the eleven sections of a session
 ``build_period_report(account, *, agent, window, generated_at)`` is the one entry point (API views, console,
 ``manage.py report``, ``bench/period.py``). It reads the window's sessions (session-id order) and their recorded
 anchors in a fixed number of queries, then walks all their events in one pass (``audit.walk.walk_sessions``):
-each session with exactly the checks and the tally of a session report (``ChainWalker``, ``reports.domain._Tally``),
+each session with exactly the checks and the tally of a session report (``ChainWalker``, ``reports.tally.Tally``),
 folded here (``PeriodFold``) as the walk passes it, so memory holds one chunk of events, the capped alert lists and
 one small entry per session, whatever the number of events.
 
@@ -18,6 +18,7 @@ of the i-th session, leaf hash SHA-256(0x00 || bytes), RFC 6962 tree (``verifier
 verifier runs too); an empty window's root is SHA-256("").
 """
 
+import logging
 import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -38,7 +39,10 @@ from audit.walk import ChainSummary, SessionClaims, pinpoint_break, recorded_anc
 from masker.errors import ApiError, ValidationFailed
 from masker.ids import new_id
 from masker.models import Account
-from reports.domain import (
+from reports.models import ReportRecord
+from reports.safe_harbor import CATEGORIES, STATEMENT, safe_harbor_matrix
+from reports.tally import Capped, Tally, parsed_policy, sorted_counts
+from reports.values import (
     CANONICALIZATION,
     HASH_SCHEME,
     KEYS_URL,
@@ -47,15 +51,10 @@ from reports.domain import (
     RETENTION_STATEMENT,
     SCHEMA,
     Signature,
-    _Capped,
-    _sorted_counts,
-    _Tally,
-    logger,
-    parsed_policy,
 )
-from reports.models import ReportRecord
-from reports.safe_harbor import CATEGORIES, STATEMENT, safe_harbor_matrix
 from verifier.period import period_leaf_hash
+
+logger = logging.getLogger("masker.reports")
 
 SCOPES = ("agent", "account")
 PERIOD_ALERT_TYPES = (*ALERT_TYPES, "integrity_broken")
@@ -141,11 +140,11 @@ class PeriodFold:
     capped alert lists, O(distinct vendors, kinds, agents and policy versions) counters."""
 
     alerts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PERIOD_ALERT_TYPES, 0))
-    rehydration_failures: _Capped = field(default_factory=_Capped)
-    leaks: _Capped = field(default_factory=_Capped)
-    degraded: _Capped = field(default_factory=_Capped)
-    card_alerts: _Capped = field(default_factory=_Capped)
-    baa_alerts: _Capped = field(default_factory=_Capped)
+    rehydration_failures: Capped = field(default_factory=Capped)
+    leaks: Capped = field(default_factory=Capped)
+    degraded: Capped = field(default_factory=Capped)
+    card_alerts: Capped = field(default_factory=Capped)
+    baa_alerts: Capped = field(default_factory=Capped)
     cards: int = 0
     cards_luhn_valid: int = 0
     cards_masked: int = 0
@@ -162,11 +161,11 @@ class PeriodFold:
     entries: list[tuple] = field(default_factory=list)
     root: MerkleAccumulator = field(default_factory=MerkleAccumulator)
 
-    def new_tally(self) -> _Tally:
-        return _Tally()
+    def new_tally(self) -> Tally:
+        return Tally()
 
     def add(
-        self, claims: SessionClaims, summary: ChainSummary | None, broken: AuditChainBroken | None, tally: _Tally
+        self, claims: SessionClaims, summary: ChainSummary | None, broken: AuditChainBroken | None, tally: Tally
     ) -> None:
         agent = self.agents.setdefault(claims.agent_id, [0, 0, 0, 0])
         agent[0] += 1
@@ -541,8 +540,8 @@ def _report_of(
             "alert_count": fold.baa_alerts.count,
             "alerts": _items(fold.baa_alerts),
         },
-        "redactions_by_kind": dict(_sorted_counts(by_kind)),
-        "redactions_by_pass": dict(_sorted_counts(by_pass, PASSES)),
+        "redactions_by_kind": dict(sorted_counts(by_kind)),
+        "redactions_by_pass": dict(sorted_counts(by_pass, PASSES)),
         "audit_integrity": {
             "hash_scheme": HASH_SCHEME,
             "canonicalization": CANONICALIZATION,
@@ -584,7 +583,7 @@ def _agent_json(agent: Agent) -> dict[str, Any]:
     return {"id": agent.id, "name": agent.name, "platform": agent.platform, "upstream_model": agent.upstream_model}
 
 
-def _items(capped: _Capped) -> list[dict[str, Any]]:
+def _items(capped: Capped) -> list[dict[str, Any]]:
     return [item.as_period_json() for item in capped.items]
 
 

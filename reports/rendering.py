@@ -32,10 +32,10 @@ from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherRespons
 
 from masker.errors import ReportGenerationFailed
 from reports.charts import timeline_svg
-from reports.domain import SessionReport
 from reports.pdf_signing import sign_pdf
 from reports.presentation import ALERT_LABELS, COVERAGE_LABELS, PCI_OUTCOMES, SESSION_STATUS_LABELS, format_duration
 from reports.safe_harbor import CATEGORIES, REQUIRED_KINDS
+from reports.values import SessionReport
 
 # WeasyPrint logs every rendering step at INFO; one report would print a dozen lines into the service log.
 logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)

@@ -26,7 +26,6 @@ from masker.auth import actor_of, request_account
 from masker.errors import InvalidFormat
 from masker.query import check_query_params
 from masker.schema import ATTACHMENT, NO_STORE, error_responses, response_header
-from reports.domain import build_session_report, record_report, sign_report
 from reports.period import (
     build_period_report,
     parse_window,
@@ -36,7 +35,8 @@ from reports.period import (
     sign_period_report,
 )
 from reports.period_rendering import render_period_pdf
-from reports.rendering import render_report_json, render_report_pdf, report_filename
+from reports.rendering import report_filename
+from reports.session_report import issue_session_report
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "schema" / "masker-audit-v1.json"
 # A real signed report of the demo's intake call, the OpenAPI example; tests validate it against SCHEMA_FILE.
@@ -167,10 +167,9 @@ class SessionReportView(ApiView):
         if report_format not in FORMATS:
             raise InvalidFormat("format must be 'json' or 'pdf'.", details={"allowed": list(FORMATS)})
         session = Session.objects.select_related("agent", "account").get_visible(request_account(request), session_id)
-        report = sign_report(build_session_report(session, generated_at=timezone.now()))
-        body = render_report_pdf(report) if report_format == "pdf" else render_report_json(report)
-        # Recorded once rendered: the register lists reports that were actually handed out.
-        record_report(report, report_format=report_format, generated_by=actor_of(request))
+        report, body = issue_session_report(
+            session, report_format=report_format, actor=actor_of(request), now=timezone.now()
+        )
         response = HttpResponse(body, content_type=FORMATS[report_format])
         response["Content-Disposition"] = f'attachment; filename="{report_filename(report, report_format)}"'
         return response

@@ -135,7 +135,7 @@ def _parse_ts(text: str) -> datetime | None:
 
 
 class Tally:
-    """The report's figures, recomputed from the event lines (mirrors reports/domain.py's walk)."""
+    """The report's figures, recomputed from the event lines (mirrors reports/tally.py)."""
 
     def __init__(self) -> None:
         self.events = 0

@@ -23,7 +23,7 @@ from audit.signing import ALG, b64url, key_id
 from audit.timestamps import format_ts
 from audit.writing import append_events, end_session, start_session
 from masker.models import Membership
-from reports.domain import build_session_report, sign_report
+from reports.session_report import build_session_report, sign_report
 from tests.conftest import T0, append_only_guard_lifted
 from tests.verifier.support import download, run_verifier
 

@@ -8,8 +8,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.walk import verify_session
-from reports.domain import build_session_report, sign_report
 from reports.rendering import SECTION_TITLES, render_report_json, render_report_pdf
+from reports.session_report import build_session_report, sign_report
 from tests.reports.report_support import (
     REPORT_ID,
     pdf_attachments,

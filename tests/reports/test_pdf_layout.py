@@ -13,8 +13,8 @@ from django.utils import timezone
 from audit.models import Session
 from audit.timestamps import format_ts
 from audit.writing import append_events, end_session, start_session
-from reports.domain import build_session_report, sign_report
 from reports.rendering import PDF_LIST_LIMIT, SECTION_TITLES, render_report_pdf
+from reports.session_report import build_session_report, sign_report
 from tests.conftest import T0
 
 MM = 72 / 25.4

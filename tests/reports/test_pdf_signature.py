@@ -24,9 +24,9 @@ from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 from weasyprint import HTML
 
-from reports.domain import build_session_report, sign_report
 from reports.pdf_signing import pdf_signer, pdf_signing_certificate_pem, sign_pdf
 from reports.rendering import render_report_html, render_report_json, render_report_pdf
+from reports.session_report import build_session_report, sign_report
 from tests.reports.report_support import pdf_attachments, pdf_reader, verify_report_signature
 
 

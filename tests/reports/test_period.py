@@ -16,10 +16,10 @@ from audit import walk
 from audit.models import Agent, AuditEvent
 from audit.timestamps import format_ts
 from masker.models import ApiToken
-from reports.domain import build_session_report
 from reports.models import ReportRecord
 from reports.period import Window, build_period_report, parse_window, render_period_json, sign_period_report
 from reports.period_rendering import PDF_SESSION_LIMIT, render_period_pdf
+from reports.session_report import build_session_report
 from tests.conftest import append_only_guard_lifted
 from tests.reports.period_support import (
     ACCOUNT_URL,

@@ -11,7 +11,6 @@ from audit.models import Session
 from audit.timestamps import format_ts
 from audit.writing import append_events, start_session
 from masker.errors import ReportGenerationFailed
-from reports.domain import build_session_report, sign_report
 from reports.rendering import (
     PDF_LIST_LIMIT,
     SECTION_TITLES,
@@ -21,6 +20,7 @@ from reports.rendering import (
     render_report_json,
     render_report_pdf,
 )
+from reports.session_report import build_session_report, sign_report
 from tests.conftest import T0
 from tests.reports.report_support import pdf_reader, pdf_text
 

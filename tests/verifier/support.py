@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from audit.models import Session
 from audit.verifier_download import build_verifier_pyz
-from reports.domain import build_session_report, sign_report
+from reports.session_report import build_session_report, sign_report
 from tests.verifier import test_merkle as _rfc9162  # the reference implementation; shares nothing with verifier/
 from verifier import cli
 

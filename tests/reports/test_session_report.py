@@ -17,7 +17,8 @@ from audit.models import AuditEvent, Session
 from audit.timestamps import format_ts
 from audit.walk import iter_canonical_chunks, verify_session
 from audit.writing import append_events, end_session, start_session
-from reports.domain import LIST_LIMIT, build_session_report, sign_report
+from reports.session_report import build_session_report, sign_report
+from reports.values import LIST_LIMIT
 from tests.conftest import T0, append_only_guard_lifted
 from tests.reports.report_support import many_events, schema_errors, verify_report_signature
 
