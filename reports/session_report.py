@@ -71,6 +71,48 @@ def _seal(session: Session) -> Seal | None:
     )
 
 
+def _cover(session: Session, tally: Tally) -> Cover:
+    started, ended = tally.started, tally.ended
+    return Cover(
+        account=AccountRef(id=session.account.id, name=session.account.name),
+        agent=AgentRef(
+            id=started["agent_id"],
+            name=session.agent.name,
+            platform=started["platform"],
+            upstream_model=started["upstream_model"],
+        ),
+        session=SessionInfo(
+            id=session.id,
+            external_ref=session.external_ref,
+            status=ended["status"] if ended else "active",
+            started_at=started["ts"],
+            ended_at=ended["ts"] if ended else None,
+            duration_ms=ended["duration_ms"] if ended else None,
+        ),
+        window_from=started["ts"],
+        window_to=tally.last_ts,
+    )
+
+
+def _baa_chain(tally: Tally) -> BaaChain:
+    return BaaChain(
+        hops=tuple(
+            BaaHop(
+                hop=key[0],
+                vendor=key[1],
+                baa=key[2],
+                retention_days=key[3],
+                count=count,
+                first_turn=turn,
+                first_seq=seq,
+            )
+            for key, (turn, seq) in tally.hops.items()
+            for count in (tally.hop_counts[key],)
+        ),
+        alerts=tally.baa_alerts.freeze(),
+    )
+
+
 def build_session_report(session: Session, *, generated_at: datetime) -> SessionReport:
     """Walk and verify ``session``'s audit log and build its report (unsigned; see ``sign_report``).
 
@@ -87,7 +129,7 @@ def build_session_report(session: Session, *, generated_at: datetime) -> Session
         raise
     policy_doc = parsed_policy(session.policy_snapshot)
     matrix = safe_harbor_matrix(policy_doc)
-    started, ended = tally.started, tally.ended
+    started = tally.started
     stamped = format_ts(generated_at)
     vendor_retention = [key[3] for key in tally.hops]
     card_rule = policy_doc.entities.get("CREDIT_CARD")
@@ -96,25 +138,7 @@ def build_session_report(session: Session, *, generated_at: datetime) -> Session
         session_id=session.id,
         generated_at=generated_at,
         merkle_root_hex=chain.merkle_root_hex,
-        cover=Cover(
-            account=AccountRef(id=session.account.id, name=session.account.name),
-            agent=AgentRef(
-                id=started["agent_id"],
-                name=session.agent.name,
-                platform=started["platform"],
-                upstream_model=started["upstream_model"],
-            ),
-            session=SessionInfo(
-                id=session.id,
-                external_ref=session.external_ref,
-                status=ended["status"] if ended else "active",
-                started_at=started["ts"],
-                ended_at=ended["ts"] if ended else None,
-                duration_ms=ended["duration_ms"] if ended else None,
-            ),
-            window_from=started["ts"],
-            window_to=tally.last_ts,
-        ),
+        cover=_cover(session, tally),
         summary=Summary(
             total_events=chain.tree_size,
             total_redactions=tally.total_redactions,
@@ -144,22 +168,7 @@ def build_session_report(session: Session, *, generated_at: datetime) -> Session
             payloads_unencrypted=tally.payloads_unencrypted,
             max_vendor_retention_days=max(vendor_retention) if vendor_retention else None,
         ),
-        baa_chain=BaaChain(
-            hops=tuple(
-                BaaHop(
-                    hop=key[0],
-                    vendor=key[1],
-                    baa=key[2],
-                    retention_days=key[3],
-                    count=count,
-                    first_turn=turn,
-                    first_seq=seq,
-                )
-                for key, (turn, seq) in tally.hops.items()
-                for count in (tally.hop_counts[key],)
-            ),
-            alerts=tally.baa_alerts.freeze(),
-        ),
+        baa_chain=_baa_chain(tally),
         redactions_by_kind=tally.redaction_counts(0),
         redactions_by_pass=tally.redaction_counts(1, PASSES),
         audit_integrity=AuditIntegrity(chain=chain, seal=_seal(session)),
