@@ -33,7 +33,8 @@ SESSION_ID = OpenApiParameter(
     description="The session's id (`sess_` + ULID). A malformed id is answered like an unknown one: 404.",
     examples=[OpenApiExample("Demo intake call", value=ex.SESSION_ID)],
 )
-NOT_FOUND = "`session_not_found`: no such session in the caller's account."
+SESSION_NOT_FOUND = "`session_not_found`: no such session in the caller's account."
+CHAIN_BROKEN = "`audit_chain_broken`: the session's audit log does not verify."
 _DIGITS = re.compile(r"^[0-9]{1,18}$")
 
 
@@ -103,7 +104,7 @@ EVENTS_EXPORT_SCHEMA = {
             examples=[ex.example("First two events", "events_ndjson", media_type="application/x-ndjson")],
         )
     }
-    | error_responses(400, 401, 403, 404, 429, e404=NOT_FOUND),
+    | error_responses(400, 401, 403, 404, 429, e404=SESSION_NOT_FOUND),
     "tags": ["verification"],
 }
 
@@ -254,8 +255,8 @@ class SessionProofView(ApiView):
             409,
             429,
             e400="`validation_failed`: `seq` or `tree_size` is not a number, or out of range.",
-            e404=NOT_FOUND,
-            e409="`audit_chain_broken`: the session's audit log does not verify.",
+            e404=SESSION_NOT_FOUND,
+            e409=CHAIN_BROKEN,
         ),
         examples=[ex.example("Event 1 of the demo call", "inclusion_proof")],
         tags=["verification"],
@@ -287,8 +288,8 @@ class SessionConsistencyView(ApiView):
             409,
             429,
             e400="`validation_failed`: `first` is missing, or a size is not a number or out of range.",
-            e404=NOT_FOUND,
-            e409="`audit_chain_broken`: the session's audit log does not verify.",
+            e404=SESSION_NOT_FOUND,
+            e409=CHAIN_BROKEN,
         ),
         examples=[ex.example("From 2 events to 14", "consistency_proof")],
         tags=["verification"],

@@ -12,7 +12,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework.response import Response
 
 from audit import openapi_examples as ex
-from audit.evidence_views import EVENTS_EXPORT_SCHEMA, SESSION_ID, parse_export_range
+from audit.evidence_views import EVENTS_EXPORT_SCHEMA, SESSION_ID, SESSION_NOT_FOUND, parse_export_range
 from audit.export import export_filename, iter_event_lines
 from audit.idempotency import append_batch
 from audit.models import Agent, AuditEvent, Session
@@ -162,8 +162,7 @@ class SessionDetailView(ApiView):
         description="One session: the call, its audit log's state (size, Merkle root, chain head), the signed "
         "seal once it has ended, and how many events of each kind it holds. Scope `sessions:read`.",
         parameters=[SESSION_ID],
-        responses={200: SessionDetailSerializer}
-        | error_responses(401, 403, 404, 429, e404="`session_not_found`: no such session in the caller's account."),
+        responses={200: SessionDetailSerializer} | error_responses(401, 403, 404, 429, e404=SESSION_NOT_FOUND),
         examples=[ex.example("Ended demo call", "session_detail")],
         tags=["sessions"],
     )
@@ -222,7 +221,7 @@ class SessionEventsView(ApiView):
             409,
             413,
             429,
-            e404="`session_not_found`: no such session in the caller's account.",
+            e404=SESSION_NOT_FOUND,
             e409="`session_ended`: the session is sealed and takes no more events.",
         ),
         tags=["sessions"],
@@ -259,7 +258,7 @@ class SessionEndView(ApiView):
             409,
             413,
             429,
-            e404="`session_not_found`: no such session in the caller's account.",
+            e404=SESSION_NOT_FOUND,
             e409="`session_ended`: the session was already ended.",
         ),
         tags=["sessions"],

@@ -20,6 +20,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny
 
+from audit.evidence_views import SESSION_NOT_FOUND
 from audit.models import Agent, Session
 from masker.api import ApiView
 from masker.auth import actor_of, request_account
@@ -155,7 +156,7 @@ class SessionReportView(ApiView):
             500,
             e400="`invalid_format`: `format` is not `json` or `pdf`; or `validation_failed`: an unknown or repeated "
             "query parameter.",
-            e404="`session_not_found`: no such session in the caller's account.",
+            e404=SESSION_NOT_FOUND,
             e409="`audit_chain_broken`: the session's audit log does not verify (`error.details` names the first bad "
             "seq, or `seal`); no report is issued.",
         ),
