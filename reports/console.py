@@ -62,7 +62,6 @@ REPORTS_CSV_COLUMNS = (
     "merkle_root_hex",
     "signature_kid",
 )
-# Alerts that are a finding about the call's data (red); detection_degraded alone is a warning (amber).
 RECENT_SESSIONS_PER_AGENT = 5
 ALERTS_ON_SCREEN = 50  # the page stays bounded; the downloads list every alert
 
@@ -450,17 +449,7 @@ def report_list_csv(request: HttpRequest) -> StreamingHttpResponse:
     """The whole register of the account as CSV, streamed (one query, read in chunks)."""
     account = account_of(request.user)
     writer = csv.writer(_Echo())
-    records = _report_records(account).values_list(
-        "id",
-        "generated_at",
-        "generated_by",
-        "scope",
-        "session_id",
-        "format",
-        "tree_size",
-        "merkle_root_hex",
-        "signature_kid",
-    )
+    records = _report_records(account).values_list("id", *REPORTS_CSV_COLUMNS[1:])
 
     def rows():
         yield writer.writerow(REPORTS_CSV_COLUMNS)

@@ -46,6 +46,17 @@ EXAMPLE_PERIOD_REPORT_FILE = SCHEMA_FILE.parent / "example-period-report.json"
 FORMATS = {"json": "application/json", "pdf": "application/pdf"}
 
 
+FORMAT_PARAMETER = OpenApiParameter(
+    "format",
+    OpenApiTypes.STR,
+    OpenApiParameter.QUERY,
+    enum=list(FORMATS),
+    default="json",
+    description="`json` (default): the signed report as JSON; `pdf`: the same report as a PDF/A-3b document. "
+    "Anything else is 400 `invalid_format`; `format` given twice is 400 `validation_failed`.",
+)
+
+
 class IgnoreFormatNegotiation(BaseContentNegotiation):
     """``?format=`` selects the report's format here, not a DRF renderer: DRF's default negotiation would answer
     ``format=pdf`` with 404 before authentication. Errors always render as JSON (the only renderer)."""
@@ -118,15 +129,7 @@ class SessionReportView(ApiView):
             "report's sections and fields are described in docs/report.md. Scope `reports:read`."
         ),
         parameters=[
-            OpenApiParameter(
-                "format",
-                OpenApiTypes.STR,
-                OpenApiParameter.QUERY,
-                enum=list(FORMATS),
-                default="json",
-                description="`json` (default): the signed report as JSON; `pdf`: the same report as a PDF/A-3b "
-                "document. Anything else is 400 `invalid_format`; `format` given twice is 400 `validation_failed`.",
-            ),
+            FORMAT_PARAMETER,
             response_header(
                 "Content-Disposition",
                 ATTACHMENT + " Example: `masker-report-<session>.json` or `.pdf`.",
@@ -192,14 +195,7 @@ def _period_parameters() -> list[OpenApiParameter]:
             statuses=[200],
         ),
         response_header("Cache-Control", NO_STORE),
-        OpenApiParameter(
-            "format",
-            OpenApiTypes.STR,
-            OpenApiParameter.QUERY,
-            enum=list(FORMATS),
-            default="json",
-            description="json (default) or pdf; anything else is 400 invalid_format.",
-        ),
+        FORMAT_PARAMETER,
         OpenApiParameter(
             "from",
             OpenApiTypes.DATETIME,
