@@ -10,19 +10,10 @@ rows with a note that the JSON lists all.
 from typing import Any
 
 from django.template.loader import render_to_string
-from weasyprint import HTML, Attachment
-from weasyprint.urls import FatalURLFetchingError
 
-from masker.errors import ReportGenerationFailed
 from reports.period import PeriodReport, period_filename, render_period_json
 from reports.presentation import ALERT_LABELS, COVERAGE_LABELS, PCI_OUTCOMES
-from reports.rendering import (
-    PDF_LIST_LIMIT,
-    SECTION_TITLES,
-    LocalAssetFetcher,
-    _font_config,
-    assets_dir,
-)
+from reports.rendering import PDF_LIST_LIMIT, SECTION_TITLES, write_report_pdf
 from reports.safe_harbor import CATEGORIES
 
 TEMPLATE = "reports/period_report.html"
@@ -90,23 +81,14 @@ def render_period_html(report: PeriodReport) -> str:
 
 
 def render_period_pdf(report: PeriodReport) -> bytes:
-    """The PDF/A-3b rendering with the JSON report (``render_period_json``) attached. Raises
-    ``ReportGenerationFailed`` for any failure, chaining the cause."""
-    try:
-        root = assets_dir()
-        attachment = Attachment(
-            string=render_period_json(report),
-            name=period_filename(report, "json"),
-            description="Signed Masker Audit Schema v1 period report (JSON) that this PDF renders",
-            created=report.generated_at,
-            modified=report.generated_at,
-            relationship="Data",
-        )
-        document = HTML(
-            string=render_period_html(report),
-            base_url=root.resolve().as_uri() + "/",
-            url_fetcher=LocalAssetFetcher(root),
-        )
-        return document.write_pdf(pdf_variant="pdf/a-3b", attachments=[attachment], font_config=_font_config())
-    except (Exception, FatalURLFetchingError) as exc:  # FatalURLFetchingError is a BaseException
-        raise ReportGenerationFailed() from exc
+    """The period report as PDF (``reports.rendering.write_report_pdf``: PDF/A-3b, signed for PDF readers), with
+    ``render_period_json`` attached."""
+    return write_report_pdf(
+        lambda: render_period_html(report),
+        report_json=render_period_json(report),
+        json_name=period_filename(report, "json"),
+        title="period compliance report",
+        report_id=report.id,
+        root_hex=report.merkle_root_hex,
+        generated_at=report.generated_at,
+    )

@@ -19,6 +19,8 @@ import json
 import logging
 import mimetypes
 import threading
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -228,27 +230,46 @@ def assets_dir() -> Path:
     return Path(settings.MASKER_REPORT_ASSETS_DIR)
 
 
-def render_report_pdf(report: SessionReport) -> bytes:
-    """The PDF/A-3b rendering, with the JSON report (``render_report_json``) embedded as an attachment.
-
-    Raises ``ReportGenerationFailed`` for any failure (template, asset, layout), chaining the cause.
-    """
+def write_report_pdf(
+    render_html: Callable[[], str],
+    *,
+    report_json: bytes,
+    json_name: str,
+    title: str,
+    report_id: str,
+    root_hex: str,
+    generated_at: datetime,
+) -> bytes:
+    """A report's HTML (``render_html()``) as PDF/A-3b with its signed JSON attached (``json_name``), then signed
+    for PDF readers (PAdES). Assets come only from ``assets_dir()``. Raises ``ReportGenerationFailed`` for any
+    failure (template, asset, layout, signing), chaining the cause. Session and period reports both come here."""
     try:
         root = assets_dir()
         attachment = Attachment(
-            string=render_report_json(report),
-            name=report_filename(report, "json"),
-            description="Signed Masker Audit Schema v1 report (JSON) that this PDF renders",
-            created=report.generated_at,
-            modified=report.generated_at,
+            string=report_json,
+            name=json_name,
+            description=f"Signed Masker Audit Schema v1 {title} (JSON) that this PDF renders",
+            created=generated_at,
+            modified=generated_at,
             relationship="Data",
         )
         document = HTML(
-            string=render_report_html(report),
-            base_url=root.resolve().as_uri() + "/",
-            url_fetcher=LocalAssetFetcher(root),
+            string=render_html(), base_url=root.resolve().as_uri() + "/", url_fetcher=LocalAssetFetcher(root)
         )
         pdf = document.write_pdf(pdf_variant="pdf/a-3b", attachments=[attachment], font_config=_font_config())
-        return sign_pdf(pdf, reason=f"Masker compliance report {report.id} (Merkle root {report.merkle_root_hex})")
+        return sign_pdf(pdf, reason=f"Masker {title} {report_id} (Merkle root {root_hex})")
     except (Exception, FatalURLFetchingError) as exc:  # FatalURLFetchingError is a BaseException
         raise ReportGenerationFailed() from exc
+
+
+def render_report_pdf(report: SessionReport) -> bytes:
+    """The session report as PDF (``write_report_pdf``), with ``render_report_json`` attached."""
+    return write_report_pdf(
+        lambda: render_report_html(report),
+        report_json=render_report_json(report),
+        json_name=report_filename(report, "json"),
+        title="compliance report",
+        report_id=report.id,
+        root_hex=report.merkle_root_hex,
+        generated_at=report.generated_at,
+    )

@@ -25,6 +25,8 @@ from pyhanko_certvalidator import ValidationContext
 from weasyprint import HTML
 
 from reports.pdf_signing import pdf_signer, pdf_signing_certificate_pem, sign_pdf
+from reports.period import build_period_report, parse_window, render_period_json, sign_period_report
+from reports.period_rendering import render_period_pdf
 from reports.rendering import render_report_html, render_report_json, render_report_pdf
 from reports.session_report import build_session_report, sign_report
 from tests.reports.report_support import pdf_attachments, pdf_reader, verify_report_signature
@@ -54,6 +56,21 @@ def test_pdf_signature_is_intact_covers_the_whole_file_and_keeps_pdf_a_and_the_s
     (embedded,) = pdf_attachments(pdf).values()
     assert embedded == render_report_json(report)
     verify_report_signature(json.loads(embedded)["report"])
+
+
+def test_a_period_report_pdf_is_signed_the_same_way(seeded):
+    now = timezone.now()
+    window = parse_window("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z", now=now)
+    report = sign_period_report(build_period_report(seeded.account, window=window, generated_at=now))
+    pdf = render_period_pdf(report)
+
+    (embedded_signature,) = PdfFileReader(io.BytesIO(pdf)).embedded_signatures
+    status = validate_pdf_signature(embedded_signature, _trusting_the_service())
+    assert status.intact and status.valid and status.trusted
+    assert status.coverage == SignatureCoverageLevel.ENTIRE_FILE
+    assert report.id in embedded_signature.sig_object["/Reason"]
+    (embedded,) = pdf_attachments(pdf).values()
+    assert embedded == render_period_json(report)
 
 
 def test_a_pdf_changed_after_signing_no_longer_validates(seeded):
