@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from audit.models import Agent, Policy, Session
+from audit.policy import parse_policy
 from audit.timestamps import format_ts
 from audit.writing import append_events, end_session, start_session
 from masker.models import Account, Membership
@@ -90,8 +91,6 @@ def _user(email: str, password: str, account: Account, role: str):
 
 
 def _policy(account: Account, text: str) -> Policy:
-    from audit.policy import parse_policy
-
     doc = parse_policy(text)
     policy = Policy.objects.filter(account=account, name=doc.name, version=doc.version).first()
     return policy or Policy.objects.create(account=account, name=doc.name, version=doc.version, yaml_text=text)

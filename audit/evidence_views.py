@@ -20,7 +20,7 @@ from audit.models import Session
 from audit.proofs import build_consistency_proof, build_inclusion_proof
 from audit.signing import jwks
 from audit.verifier_download import FILENAME, verifier_archive
-from masker.api import ApiView, validated
+from masker.api import ScopedView, validated
 from masker.auth import request_account
 from masker.errors import ValidationFailed
 from masker.query import QuerySerializer
@@ -161,7 +161,7 @@ class ConsistencyProofSerializer(serializers.Serializer):
 # --- views --------------------------------------------------------------------------------------------------------
 
 
-class KeysView(ApiView):
+class KeysView(ScopedView):
     """``GET /keys``: public, no authentication (anyone verifying a report needs the keys)."""
 
     authentication_classes: list = []
@@ -185,7 +185,7 @@ class KeysView(ApiView):
         return Response(jwks(), headers={"Cache-Control": "public, max-age=60"})
 
 
-class VerifierDownloadView(ApiView):
+class VerifierDownloadView(ScopedView):
     """``GET /verifier/masker-verify.pyz``: the offline verifier as one file. Public, like the keys."""
 
     authentication_classes: list = []
@@ -229,7 +229,7 @@ class VerifierDownloadView(ApiView):
         return response
 
 
-class SessionProofView(ApiView):
+class SessionProofView(ScopedView):
     required_scope = "sessions:read"
 
     @extend_schema(
@@ -268,7 +268,7 @@ class SessionProofView(ApiView):
         return Response(proof)
 
 
-class SessionConsistencyView(ApiView):
+class SessionConsistencyView(ScopedView):
     required_scope = "sessions:read"
 
     @extend_schema(

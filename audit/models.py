@@ -8,8 +8,9 @@ from django.utils import timezone
 
 from audit.errors import AgentNotFound, SessionNotFound
 from audit.events import ZERO_HASH
+from audit.merkle import MerkleAccumulator
 from audit.policy import parse_policy, policy_sha256
-from masker.errors import NotFound
+from masker.errors import NotFound, ValidationFailed
 from masker.ids import id_factory
 from masker.models import Account, AppendOnlyModel, AppendOnlyQuerySet, TenantQuerySet
 
@@ -48,8 +49,6 @@ class Policy(models.Model):
         raise ValidationError("Policies are immutable and kept as evidence.")
 
     def clean(self) -> None:
-        from masker.errors import ValidationFailed
-
         try:
             doc = parse_policy(self.yaml_text)
         except ValidationFailed as exc:
@@ -167,8 +166,6 @@ class Session(models.Model):
 
     @property
     def merkle_root_hex(self) -> str:
-        from audit.merkle import MerkleAccumulator
-
         return MerkleAccumulator.from_frontier(self.tree_size, self.merkle_frontier).root().hex()
 
 

@@ -37,7 +37,7 @@ from audit.serializers import (
     session_cursor,
 )
 from audit.writing import end_session, start_receipt, start_session
-from masker.api import ApiView, validated
+from masker.api import ScopedView, validated
 from masker.auth import actor_of, request_account
 from masker.schema import error_responses, response_header
 
@@ -69,7 +69,7 @@ def _session_detail(session: Session) -> dict:
     return SessionDetailSerializer(session, context={"counts_by_kind": _counts_by_kind(session)}).data
 
 
-class SessionListView(ApiView):
+class SessionListView(ScopedView):
     """``/sessions``: GET lists the account's sessions (``sessions:read``); POST starts one (``events:write``)."""
 
     required_scopes = {"GET": "sessions:read", "POST": "events:write"}
@@ -153,7 +153,7 @@ class SessionListView(ApiView):
         return Response(body, status=201 if created else 200)
 
 
-class SessionDetailView(ApiView):
+class SessionDetailView(ScopedView):
     required_scope = "sessions:read"
 
     @extend_schema(
@@ -171,7 +171,7 @@ class SessionDetailView(ApiView):
         return Response(_session_detail(session))
 
 
-class SessionEventsView(ApiView):
+class SessionEventsView(ScopedView):
     """``/sessions/{id}/events``: POST appends a batch (``events:write``); GET exports the log as NDJSON
     (``sessions:read``, built by ``audit.export``)."""
 
@@ -235,7 +235,7 @@ class SessionEventsView(ApiView):
         return Response(outcome.body, status=outcome.status, headers=headers)
 
 
-class SessionEndView(ApiView):
+class SessionEndView(ScopedView):
     required_scope = "events:write"
 
     @extend_schema(
@@ -270,7 +270,7 @@ class SessionEndView(ApiView):
         return Response({**_session_detail(session), "receipt": receipt})
 
 
-class AgentListView(ApiView):
+class AgentListView(ScopedView):
     required_scope = "sessions:read"
 
     @extend_schema(
@@ -295,7 +295,7 @@ class AgentListView(ApiView):
         return Response({"agents": AgentSerializer(page[:limit], many=True).data, "next_cursor": next_cursor})
 
 
-class AgentDetailView(ApiView):
+class AgentDetailView(ScopedView):
     required_scope = "sessions:read"
 
     @extend_schema(

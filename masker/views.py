@@ -13,7 +13,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
-from masker.api import ApiView, validated
+from masker.api import ScopedView, validated
 from masker.auth import TokenUser, request_account
 from masker.errors import (
     DatabaseUnavailable,
@@ -89,7 +89,7 @@ class LoginSerializer(StrictSerializer):
     password = serializers.CharField(max_length=256, trim_whitespace=False)
 
 
-class LoginView(ApiView):
+class LoginView(ScopedView):
     """Exchange email + password for the ``masker_session`` cookie."""
 
     authentication_classes = []
@@ -136,7 +136,7 @@ class LoginView(ApiView):
         return Response(status=204)
 
 
-class LogoutView(ApiView):
+class LogoutView(ScopedView):
     """End the cookie session. Idempotent: logging out twice is still a 204."""
 
     authentication_classes = []
@@ -175,7 +175,7 @@ class MeSerializer(serializers.Serializer):
     account = inline_serializer("MeAccount", {"id": serializers.CharField(), "name": serializers.CharField()})
 
 
-class MeView(ApiView):
+class MeView(ScopedView):
     """Who is calling: the signed-in user (or the API token) and its account."""
 
     @extend_schema(

@@ -22,7 +22,7 @@ from rest_framework.permissions import AllowAny
 
 from audit.evidence_views import SESSION_NOT_FOUND
 from audit.models import Agent, Session
-from masker.api import ApiView
+from masker.api import ScopedView
 from masker.auth import actor_of, request_account
 from masker.errors import InvalidFormat
 from masker.query import check_query_params
@@ -109,7 +109,7 @@ def report_openapi_schema(definition: str = "session_report") -> dict[str, Any]:
     return _inline_refs(body, schema["$defs"])
 
 
-class SessionReportView(ApiView):
+class SessionReportView(ScopedView):
     """A session's compliance report, generated on demand from its verified audit log (never cached)."""
 
     required_scope = "reports:read"
@@ -211,7 +211,7 @@ def _period_parameters() -> list[OpenApiParameter]:
     ]
 
 
-class PeriodReportView(ApiView):
+class PeriodReportView(ScopedView):
     """A period report (scope ``agent`` or ``account``): every session that started in the window, re-verified."""
 
     required_scope = "reports:read"
@@ -287,7 +287,7 @@ class AccountReportView(PeriodReportView):
         return self.period_report(request, None)
 
 
-class AuditSchemaView(ApiView):
+class AuditSchemaView(ScopedView):
     """The JSON Schema (draft 2020-12) every report conforms to. Public: it describes a format, holds no data."""
 
     authentication_classes = []

@@ -1,6 +1,7 @@
 """The test cast: Alice of Acme Health and Bob of Globex Clinic, built with explicit ORM calls; and the seeded demo
 world (``seeded``) with a signed-in client per account."""
 
+import json
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -149,3 +150,12 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if wrong in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def openapi(django_db_setup, django_db_blocker) -> dict:
+    """The served OpenAPI document (it does not depend on the database's rows)."""
+    with django_db_blocker.unblock():
+        response = Client().get("/api/v1/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    return json.loads(response.content)

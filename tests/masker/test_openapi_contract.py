@@ -8,7 +8,6 @@ responses carry (checked on real requests through the Django test client).
 import json
 from collections import defaultdict
 
-import pytest
 from django.test import Client
 from jsonschema import Draft202012Validator
 
@@ -35,14 +34,6 @@ GENERIC_HEADERS = {
     "permissions-policy",
     "content-language",
 }
-
-
-@pytest.fixture(scope="module")
-def openapi(django_db_blocker) -> dict:
-    with django_db_blocker.unblock():
-        response = Client().get("/api/v1/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json")
-    assert response.status_code == 200
-    return json.loads(response.content)
 
 
 def _operations(openapi: dict):

@@ -1,21 +1,11 @@
 """OpenAPI: the schema validates without warnings, and the report endpoints document their errors."""
 
-import json
-
-import pytest
 from django.core.management import call_command
 from django.test import Client
 
 
 def test_openapi_schema_validates_without_warnings(tmp_path):
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "openapi.yaml"))
-
-
-@pytest.fixture
-def openapi(db) -> dict:
-    response = Client().get("/api/v1/schema", {"format": "json"}, HTTP_ACCEPT="application/vnd.oai.openapi+json")
-    assert response.status_code == 200
-    return json.loads(response.content)
 
 
 def test_report_endpoint_documents_formats_and_errors(openapi):
