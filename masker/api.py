@@ -2,9 +2,10 @@
 
 - ``ScopedView`` (every API view's base): the operation's scope (``HasScope``: ``required_scope``, or
   ``required_scopes`` per method), and the body-size limit for writes. Reading ``request.body`` makes Django
-  enforce ``DATA_UPLOAD_MAX_MEMORY_SIZE`` from the Content-Length before anything is read (``RequestDataTooBig`` → 413 ``payload_too_large``); DRF's JSON parser
-  reads the stream without that check, hence the hook. It runs after authentication, permissions and throttling,
-  so an anonymous or over-limit caller's body is never read. Public views set ``permission_classes = [AllowAny]``.
+  enforce ``DATA_UPLOAD_MAX_MEMORY_SIZE`` from the Content-Length before anything is read (``RequestDataTooBig``
+  → 413 ``payload_too_large``); DRF's JSON parser reads the stream without that check, hence the hook. It runs
+  after authentication, permissions and throttling, so an anonymous or over-limit caller's body is never read.
+  Public views set ``permission_classes = [AllowAny]``.
 - ``validated(serializer_class, data)``: the serializer's validated data, or the 400 ``validation_failed`` naming
   every bad field.
 - Caching is not a view's business: ``masker.middleware.NoStoreMiddleware`` marks every answer ``no-store``.
