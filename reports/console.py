@@ -36,14 +36,12 @@ from reports.charts import timeline_svg
 from reports.models import ReportRecord
 from reports.presentation import (
     ALERT_LABELS,
-    COVERAGE_LABELS,
-    COVERAGE_TONES,
     PCI_OUTCOMES,
     SESSION_STATUS_TONES,
     WARNING_ALERTS,
+    coverage_rows,
     format_duration,
 )
-from reports.safe_harbor import CATEGORIES
 from reports.session_report import build_session_report
 
 logger = logging.getLogger(__name__)
@@ -257,21 +255,6 @@ def session_list(request: HttpRequest) -> HttpResponse:
     return render(request, "console/sessions.html", context)
 
 
-def _coverage_rows(report: dict) -> list[dict]:
-    coverage = report["safe_harbor_coverage"]
-    return [
-        {
-            "key": key,
-            "letter": key.split("_", 1)[0],
-            "label": label,
-            "status": coverage[key],
-            "status_label": COVERAGE_LABELS[coverage[key]],
-            "tone": COVERAGE_TONES[coverage[key]],
-        }
-        for key, label in CATEGORIES.items()
-    ]
-
-
 def _alert_rows(report: dict) -> tuple[list[dict], int]:
     """The report's alerts with their turns, in seq order, at most ``ALERTS_ON_SCREEN``; and how many are left."""
     leaks, baa, pci = report["leak_detection"], report["baa_chain"], report["pci_dss"]
@@ -340,7 +323,7 @@ def _report_context(report: dict) -> dict:
     coverage = report["safe_harbor"]
     return {
         "report": report,
-        "coverage_rows": _coverage_rows(report),
+        "coverage_rows": coverage_rows(report["safe_harbor_coverage"]),
         "alert_rows": alert_rows,
         "more_alerts": more_alerts,
         "redactions_by_kind": sorted(report["redactions_by_kind"].items(), key=lambda kv: (-kv[1], kv[0])),

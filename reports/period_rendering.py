@@ -12,9 +12,8 @@ from typing import Any
 from django.template.loader import render_to_string
 
 from reports.period import PeriodReport, period_filename, render_period_json
-from reports.presentation import ALERT_LABELS, COVERAGE_LABELS, PCI_OUTCOMES
+from reports.presentation import ALERT_LABELS, PCI_OUTCOMES, coverage_rows
 from reports.rendering import PDF_LIST_LIMIT, SECTION_TITLES, write_report_pdf
-from reports.safe_harbor import CATEGORIES
 
 TEMPLATE = "reports/period_report.html"
 PDF_SESSION_LIMIT = 200
@@ -48,17 +47,7 @@ def period_context(report: PeriodReport) -> dict[str, Any]:
         "alert_rows": [
             {"label": ALERT_LABELS[kind], "count": count} for kind, count in summary["alerts_by_type"].items()
         ],
-        "coverage_rows": [
-            {
-                "letter": key.split("_", 1)[0],
-                "key": key,
-                "label": label,
-                "status": coverage[key],
-                "status_label": COVERAGE_LABELS[coverage[key]],
-            }
-            for key, label in CATEGORIES.items()
-            if key in coverage
-        ],
+        "coverage_rows": coverage_rows(coverage),
         "pci_outcome": PCI_OUTCOMES[pci["outcome"]],
         "pci_alerts": _capped(pci["alerts"], pci["alert_count"]),
         "rehydration_failures": _capped(leaks["rehydration_failures"], leaks["rehydration_failure_count"]),

@@ -5,6 +5,7 @@ the console see the same alert names, coverage words, outcomes and durations (a 
 """
 
 from audit.models import Session
+from reports.safe_harbor import CATEGORIES, REQUIRED_KINDS
 
 # One name per alert type: a row's badge and a count's label alike.
 ALERT_LABELS = {
@@ -22,6 +23,12 @@ COVERAGE_LABELS = {"full": "Full", "partial": "Partial", "none": "None", "not_ap
 COVERAGE_TONES = {"full": "good", "partial": "warn", "none": "bad", "not_applicable": "muted"}
 SESSION_STATUS_LABELS = dict(Session.Status.choices)  # "partial" -> "Ended partially"
 SESSION_STATUS_TONES = {"ok": "good", "error": "bad", "partial": "warn", "active": "info"}
+
+# What a Safe Harbor category needs when it is not a list of entity kinds.
+SPECIAL_RULES = {
+    "P_biometric": "Audio only: full when audio is neither retained nor forwarded",
+    "Q_photo": "Not handled (text and audio only)",
+}
 
 PCI_OUTCOMES = {
     "no_card_data": "No card data was detected.",
@@ -42,3 +49,21 @@ def format_duration(ms: int | None) -> str:
         return f"{minutes} min {secs:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
+
+
+def coverage_rows(coverage: dict[str, str]) -> list[dict]:
+    """The Safe Harbor matrix as rows, in category order (the categories ``coverage`` holds): letter, key, label,
+    what it needs, status, its word and its tone."""
+    return [
+        {
+            "letter": key.split("_", 1)[0],
+            "key": key,
+            "label": label,
+            "needs": SPECIAL_RULES.get(key) or ", ".join(REQUIRED_KINDS[key]),
+            "status": coverage[key],
+            "status_label": COVERAGE_LABELS[coverage[key]],
+            "tone": COVERAGE_TONES[coverage[key]],
+        }
+        for key, label in CATEGORIES.items()
+        if key in coverage
+    ]

@@ -35,8 +35,13 @@ from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherRespons
 from masker.errors import ReportGenerationFailed
 from reports.charts import timeline_svg
 from reports.pdf_signing import sign_pdf
-from reports.presentation import ALERT_LABELS, COVERAGE_LABELS, PCI_OUTCOMES, SESSION_STATUS_LABELS, format_duration
-from reports.safe_harbor import CATEGORIES, REQUIRED_KINDS
+from reports.presentation import (
+    ALERT_LABELS,
+    PCI_OUTCOMES,
+    SESSION_STATUS_LABELS,
+    coverage_rows,
+    format_duration,
+)
 from reports.values import SessionReport
 
 # WeasyPrint logs every rendering step at INFO; one report would print a dozen lines into the service log.
@@ -64,10 +69,6 @@ ALERT_SECTIONS = {
     "leak_detected": 5,
     "detection_degraded": 5,
     "non_baa_egress": 7,
-}
-SPECIAL_RULES = {
-    "P_biometric": "Audio only: full when audio is neither retained nor forwarded",
-    "Q_photo": "Not handled (text and audio only)",
 }
 
 
@@ -151,17 +152,7 @@ def report_context(report: SessionReport) -> dict[str, Any]:
             {"label": ALERT_LABELS[kind], "count": count, "section": ALERT_SECTIONS[kind]}
             for kind, count in summary["alerts_by_type"].items()
         ],
-        "coverage_rows": [
-            {
-                "letter": key.split("_", 1)[0],
-                "key": key,
-                "label": label,
-                "needs": SPECIAL_RULES.get(key) or ", ".join(REQUIRED_KINDS[key]),
-                "status": coverage[key],
-                "status_label": COVERAGE_LABELS[coverage[key]],
-            }
-            for key, label in CATEGORIES.items()
-        ],
+        "coverage_rows": coverage_rows(coverage),
         "pci_outcome": PCI_OUTCOMES[pci["outcome"]],
         "pci_all_masked": _yes_no(pci["all_masked_before_egress"]),
         "pci_alerts": _capped(_with_time(pci["alerts"]), pci["alert_count"]),
