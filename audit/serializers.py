@@ -236,10 +236,12 @@ class AgentListQuerySerializer(QuerySerializer):
     )
 
 
-def session_cursor(session: Session) -> str:
-    moment = session.started_at - EPOCH
+def session_cursor(position: tuple[datetime, str]) -> str:
+    """The cursor of a sessions page that ends at ``position`` (its last session's ``started_at`` and id)."""
+    started_at, session_id = position
+    moment = started_at - EPOCH
     micros = (moment.days * 86_400 + moment.seconds) * 1_000_000 + moment.microseconds
-    return f"{micros}_{session.id}"
+    return f"{micros}_{session_id}"
 
 
 def parse_session_cursor(cursor: str) -> tuple[datetime, str]:

@@ -5,7 +5,7 @@ object up scoped to the caller's account (another account's id is a 404), valida
 domain (``audit.writing`` / ``audit.idempotency``). Errors are raised, never built here.
 """
 
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
@@ -39,6 +39,7 @@ from audit.serializers import (
 from audit.writing import end_session, start_receipt, start_session
 from masker.api import ScopedView, validated
 from masker.auth import actor_of, request_account
+from masker.pagination import keyset_page
 from masker.schema import error_responses, response_header
 
 AGENT_ID = OpenApiParameter(
@@ -98,16 +99,9 @@ class SessionListView(ScopedView):
             )
             .defer("policy_snapshot", "seal")
         )
-        if "cursor" in params:
-            started, last_id = parse_session_cursor(params["cursor"])
-            sessions = sessions.filter(Q(started_at__lt=started) | Q(started_at=started, id__lt=last_id))
-        limit = params["limit"]
-        page = list(sessions.order_by("-started_at", "-id")[: limit + 1])
-        next_cursor = None
-        if len(page) > limit:
-            page = page[:limit]
-            last = page[-1]
-            next_cursor = session_cursor(last)
+        after = parse_session_cursor(params["cursor"]) if "cursor" in params else None
+        page, last = keyset_page(sessions, ("-started_at", "-id"), after, params["limit"])
+        next_cursor = session_cursor(last) if last else None
         return Response({"sessions": SessionSummarySerializer(page, many=True).data, "next_cursor": next_cursor})
 
     @extend_schema(
@@ -287,12 +281,10 @@ class AgentListView(ScopedView):
     def get(self, request):
         params = validated(AgentListQuerySerializer, request.query_params)
         agents = Agent.objects.visible_to(request_account(request)).select_related("policy")
-        if "cursor" in params:
-            agents = agents.filter(id__gt=params["cursor"])
-        limit = params["limit"]
-        page = list(agents.order_by("id")[: limit + 1])
-        next_cursor = page[limit - 1].id if len(page) > limit else None
-        return Response({"agents": AgentSerializer(page[:limit], many=True).data, "next_cursor": next_cursor})
+        after = (params["cursor"],) if "cursor" in params else None
+        page, last = keyset_page(agents, ("id",), after, params["limit"])
+        next_cursor = last[0] if last else None
+        return Response({"agents": AgentSerializer(page, many=True).data, "next_cursor": next_cursor})
 
 
 class AgentDetailView(ScopedView):
