@@ -72,6 +72,33 @@ def _axis_labels(buckets: list[dict], x_of) -> list[str]:
     return parts
 
 
+def _frame(bucket_size: int) -> list[str]:
+    """The legend, the lane labels and the guide lines."""
+    parts = []
+    legend_x = LEFT
+    for label, shape in (
+        ("Redactions", f'<rect x="{{x}}" y="8" width="10" height="10" fill="{REDACTION_FILL}"/>'),
+        ("Egress", f'<circle cx="{{cx}}" cy="13" r="4.5" fill="{EGRESS_FILL}"/>'),
+        ("Alerts", f'<path d="M{{x}} 18 l5 -10 l5 10 z" fill="{ALERT_FILL}"/>'),
+    ):
+        parts.append(shape.format(x=legend_x, cx=legend_x + 5))
+        parts.append(f'<text x="{legend_x + 15}" y="17" font-size="11" fill="{INK}" {FONT}>{label}</text>')
+        legend_x += 15 + 9 * len(label) + 18
+    if bucket_size > 1:
+        parts.append(
+            f'<text x="{WIDTH - RIGHT}" y="17" font-size="10" fill="{MUTED}" text-anchor="end" {FONT}>'
+            f"one column = {bucket_size} turns</text>"
+        )
+    # Lane labels and guide lines.
+    for y, label in ((BAR_BOTTOM - 4, "Redactions"), (EGRESS_Y + 4, "Egress"), (ALERT_Y + 4, "Alerts")):
+        parts.append(
+            f'<text x="{LEFT - 8}" y="{y}" font-size="10" fill="{MUTED}" text-anchor="end" {FONT}>{label}</text>'
+        )
+    parts.append(f'<line x1="{LEFT}" y1="{BAR_BOTTOM}" x2="{WIDTH - RIGHT}" y2="{BAR_BOTTOM}" stroke="{GRID}"/>')
+    parts.append(f'<line x1="{LEFT}" y1="{AXIS_Y}" x2="{WIDTH - RIGHT}" y2="{AXIS_Y}" stroke="{GRID}"/>')
+    return parts
+
+
 def timeline_svg(timeline: dict, *, element_id: str = "timeline") -> SafeString:
     """The call's timeline as an inline SVG: turns along the x-axis; redactions as bars, egress events as dots and
     alerts as red triangles, one column per bucket of turns. ``timeline`` is the report JSON's ``timeline``."""
@@ -85,28 +112,7 @@ def timeline_svg(timeline: dict, *, element_id: str = "timeline") -> SafeString:
         f'<title id="{title_id}">Call timeline</title>',
         f'<desc id="{desc_id}">{description}</desc>',
     ]
-    # Legend.
-    legend_x = LEFT
-    for label, shape in (
-        ("Redactions", f'<rect x="{{x}}" y="8" width="10" height="10" fill="{REDACTION_FILL}"/>'),
-        ("Egress", f'<circle cx="{{cx}}" cy="13" r="4.5" fill="{EGRESS_FILL}"/>'),
-        ("Alerts", f'<path d="M{{x}} 18 l5 -10 l5 10 z" fill="{ALERT_FILL}"/>'),
-    ):
-        parts.append(shape.format(x=legend_x, cx=legend_x + 5))
-        parts.append(f'<text x="{legend_x + 15}" y="17" font-size="11" fill="{INK}" {FONT}>{label}</text>')
-        legend_x += 15 + 9 * len(label) + 18
-    if timeline["bucket_size"] > 1:
-        parts.append(
-            f'<text x="{WIDTH - RIGHT}" y="17" font-size="10" fill="{MUTED}" text-anchor="end" {FONT}>'
-            f"one column = {timeline['bucket_size']} turns</text>"
-        )
-    # Lane labels and guide lines.
-    for y, label in ((BAR_BOTTOM - 4, "Redactions"), (EGRESS_Y + 4, "Egress"), (ALERT_Y + 4, "Alerts")):
-        parts.append(
-            f'<text x="{LEFT - 8}" y="{y}" font-size="10" fill="{MUTED}" text-anchor="end" {FONT}>{label}</text>'
-        )
-    parts.append(f'<line x1="{LEFT}" y1="{BAR_BOTTOM}" x2="{WIDTH - RIGHT}" y2="{BAR_BOTTOM}" stroke="{GRID}"/>')
-    parts.append(f'<line x1="{LEFT}" y1="{AXIS_Y}" x2="{WIDTH - RIGHT}" y2="{AXIS_Y}" stroke="{GRID}"/>')
+    parts.extend(_frame(timeline["bucket_size"]))
     if not buckets:
         parts.append(
             f'<text x="{(LEFT + WIDTH - RIGHT) / 2}" y="{EGRESS_Y}" font-size="11" fill="{MUTED}" '
