@@ -133,7 +133,12 @@ def _replay(run: ReportRun, fingerprint: str) -> ReportRun:
 def plan_run(run_id: str) -> None:
     """Split a queued run into chunks and queue them (nothing if it was planned already)."""
     with transaction.atomic():
-        run = ReportRun.objects.select_for_update().select_related("account", "agent").filter(pk=run_id).first()
+        run = (
+            ReportRun.objects.select_for_update(of=("self",))
+            .select_related("account", "agent")
+            .filter(pk=run_id)
+            .first()
+        )
         if run is None or run.status != Status.QUEUED:
             return
         if run.scope == "session":
