@@ -76,7 +76,11 @@ def test_a_session_run_takes_no_window(world):
 
 @pytest.mark.parametrize(
     "window",
-    [{"from": "2026-03-01"}, {"from": RANGE["to"], "to": RANGE["from"]}, {"from": "2025-01-01T00:00:00Z", "to": RANGE["to"]}],
+    [
+        {"from": "2026-03-01"},
+        {"from": RANGE["to"], "to": RANGE["from"]},
+        {"from": "2025-01-01T00:00:00Z", "to": RANGE["to"]},
+    ],
 )
 def test_the_window_is_checked_as_for_period_reports(world, window):
     response = _post(world.client(), {"scope": "account", **window})
@@ -138,7 +142,9 @@ def test_idempotency_key_replays_the_run_and_refuses_another_body(world):
     client = world.client()
     body = {"scope": "account", **RANGE}
     first = _post(client, body, **{"Idempotency-Key": "run-1"})
-    again = _post(client, {"to": RANGE["to"], "from": RANGE["from"], "scope": "account"}, **{"Idempotency-Key": "run-1"})
+    again = _post(
+        client, {"to": RANGE["to"], "from": RANGE["from"], "scope": "account"}, **{"Idempotency-Key": "run-1"}
+    )
     assert again.status_code == 202
     assert again.json()["id"] == first.json()["id"] and again["Location"] == first["Location"]
     assert again["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first
