@@ -334,9 +334,15 @@ class RunFileView(ApiView):
             response_header("Content-Disposition", ATTACHMENT, statuses=[200]),
         ],
         responses={
-            (200, "application/octet-stream"): OpenApiResponse(
+            (200, media_type): OpenApiResponse(
                 response=OpenApiTypes.BINARY,
-                description="The file, with its own Content-Type (application/json, application/pdf, application/zip).",
+                description=f"The {what}.",
+                examples=[OpenApiExample(what, value=example, media_type=media_type)],
+            )
+            for media_type, what, example in (
+                ("application/json", "signed report (JSON)", '{"report": {"schema": "masker-audit/v1", …}}'),
+                ("application/pdf", "PDF/A-3b report", "(the PDF file, binary: %PDF-…)"),
+                ("application/zip", "evidence bundle", "(the zip file, binary: PK…)"),
             )
         }
         | error_responses(
