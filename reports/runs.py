@@ -444,4 +444,13 @@ run_assembly = "reports.assemble_run"
 
 
 def _enqueue(task_name: str, argument: Any, *, countdown: int | None = None) -> None:
-    transaction.on_commit(lambda: app.send_task(task_name, args=[argument], countdown=countdown))
+    """Queue a step once the transaction that decided it commits. A broker that cannot be reached is logged, not
+    raised: the step's deadline is already recorded, so ``requeue_abandoned`` queues it once the broker is back."""
+
+    def publish() -> None:
+        try:
+            app.send_task(task_name, args=[argument], countdown=countdown)
+        except Exception as exc:
+            logger.warning("could not queue %s %s: %s", task_name, argument, type(exc).__name__)
+
+    transaction.on_commit(publish)
