@@ -231,6 +231,7 @@ MASKER_SYNC_REPORT_MAX_EVENTS = env_int("MASKER_SYNC_REPORT_MAX_EVENTS", 2_000_0
 MASKER_BROKER_URL = os.environ.get("MASKER_BROKER_URL", "")
 BROKER_DIR = Path(os.environ.get("MASKER_BROKER_DIR", VAR_DIR / "broker"))
 CELERY_BROKER_URL = MASKER_BROKER_URL or "filesystem://"
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object]
 if MASKER_BROKER_URL:
     # A message a worker took and never acknowledged (it died) is handed out again after this many seconds.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("MASKER_BROKER_VISIBILITY_TIMEOUT", 3600)}

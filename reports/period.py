@@ -454,7 +454,7 @@ def build_period_report(
     return _report_of(account, agent, window, generated_at, sessions, fold_sessions(sessions))
 
 
-def fold_sessions(sessions: list[Session]) -> PeriodFold:
+def fold_sessions(sessions: list) -> PeriodFold:
     """Walk and verify ``sessions`` (rows of ``window_sessions``, in its order) in one pass into a ``PeriodFold``:
     the whole window for a synchronous report, one chunk of it for a report run."""
     anchors = recorded_anchors([session.id for session in sessions]) if sessions else {}

@@ -10,7 +10,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from audit.models import Agent, Session
-from audit.serializers import _CURSOR_ERRORS, QueryRegexField, _limit, idempotency_key_of, raise_invalid
+from audit.serializers import QueryRegexField, _limit, idempotency_key_of, raise_invalid
 from audit.timestamps import format_ts
 from audit.views import IDEMPOTENCY_KEY, ApiView
 from masker.auth import actor_of, request_account
@@ -113,7 +113,10 @@ class RunPageSerializer(serializers.Serializer):
 class RunListQuerySerializer(QuerySerializer):
     limit = _limit()
     cursor = QueryRegexField(
-        RUN_ID_PATTERN, required=False, error_messages=_CURSOR_ERRORS, help_text="next_cursor of the previous page."
+        RUN_ID_PATTERN,
+        required=False,
+        error_messages={"invalid": "must be the next_cursor of a previous page"},
+        help_text="next_cursor of the previous page.",
     )
 
 

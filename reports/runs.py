@@ -141,8 +141,10 @@ def plan_run(run_id: str) -> None:
         )
         if run is None or run.status != Status.QUEUED:
             return
+        plan: list[tuple[list[str], int]]
         if run.scope == "session":
-            plan = [([run.session_id], Session.objects.filter(pk=run.session_id).values_list("tree_size")[0][0])]
+            session = Session.objects.only("id", "tree_size").get(pk=run.session_id)
+            plan = [([session.id], session.tree_size)]
         else:
             rows = window_sessions(run.account, agent=run.agent, window=_window(run)).values_list("id", "tree_size")
             plan = split_into_chunks(list(rows), chunk_events())
@@ -303,7 +305,7 @@ def _build_and_store(
             store(name, content_type, spool)
 
     primary = "json" if "json" in run.formats else "pdf"
-    if run.scope == "session":
+    if run.session is not None:  # scope session
         session_report = sign_report(build_session_report(run.session, generated_at=now))
         for fmt in run.formats:
             body = render_report_pdf(session_report) if fmt == "pdf" else render_report_json(session_report)
@@ -315,7 +317,10 @@ def _build_and_store(
         )
 
     chunks = list(run.chunks.order_by("index").values_list("partial", "session_ids"))
-    fold = PeriodFold.merge([partial for partial, _ in chunks])
+    parts = [partial for partial, _ in chunks if partial is not None]
+    if len(parts) != len(chunks):
+        raise RuntimeError("a chunk of the run holds no figures")
+    fold = PeriodFold.merge(parts)
     report = sign_period_report(
         report_from_fold(
             run.account,
@@ -330,7 +335,7 @@ def _build_and_store(
     report_pdf = render_period_pdf(report) if "pdf" in run.formats or run.bundle else None
     if "json" in run.formats:
         store_bytes(period_filename(report, "json"), CONTENT_TYPES["json"], report_json)
-    if "pdf" in run.formats:
+    if report_pdf is not None and "pdf" in run.formats:
         store_bytes(period_filename(report, "pdf"), CONTENT_TYPES["pdf"], report_pdf)
     if run.bundle:
         from reports.bundle import write_bundle
@@ -434,6 +439,8 @@ def _lease_end(now: datetime | None = None) -> datetime:
 
 
 def _window(run: ReportRun) -> Window:
+    if run.window_from is None or run.window_to is None:
+        raise ValueError("a session run has no window")
     return Window(run.window_from, run.window_to)
 
 
