@@ -125,7 +125,7 @@ def _ts(value) -> str | None:
 
 
 def run_json(run: ReportRun) -> dict:
-    """A run as the API shows it (SPEC §10)."""
+    """A run as the API shows it: its state, progress and, once succeeded, its files."""
     files = run.files.all() if run.status == ReportRun.Status.SUCCEEDED else []
     return {
         "id": run.id,
