@@ -75,6 +75,10 @@ class DemoData:
     sessions: list[Session]
     other_sessions: list[Session]
 
+    def session(self, external_ref: str) -> Session:
+        """A demo call by the reference it was placed with (``call-intake-0001``, ``globex-call-0001``, …)."""
+        return next(s for s in (*self.sessions, *self.other_sessions) if s.external_ref == external_ref)
+
 
 def _user(email: str, password: str, account: Account, role: str):
     user_model = get_user_model()
@@ -105,16 +109,32 @@ def _at(start: datetime, seconds: float) -> str:
 
 
 def _redacted(start, t, turn, kind, span, *, pass_="regex", confidence=None, action="tokenize", token="MSKV1"):
-    event = {"ts": _at(start, t), "kind": "phi.redacted", "turn": turn, "pass": pass_, "entity_kind": kind,
-             "span": list(span), "action": action, "token_kind": token, "kid": "K_HEALTHCARE"}  # fmt: skip
+    event = {
+        "ts": _at(start, t),
+        "kind": "phi.redacted",
+        "turn": turn,
+        "pass": pass_,
+        "entity_kind": kind,
+        "span": list(span),
+        "action": action,
+        "token_kind": token,
+        "kid": "K_HEALTHCARE",
+    }
     if confidence is not None:
         event["confidence"] = confidence
     return event
 
 
 def _egress(start, t, turn, hop, vendor, baa, retention):
-    return {"ts": _at(start, t), "kind": "egress.forwarded", "turn": turn, "hop": hop, "vendor": vendor,
-            "baa": baa, "retention_days": retention}  # fmt: skip
+    return {
+        "ts": _at(start, t),
+        "kind": "egress.forwarded",
+        "turn": turn,
+        "hop": hop,
+        "vendor": vendor,
+        "baa": baa,
+        "retention_days": retention,
+    }
 
 
 def _call(agent: Agent, ref: str, start: datetime, batches: list[list[dict]], *, end: tuple[str, float] | None):

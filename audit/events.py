@@ -23,10 +23,30 @@ ZERO_HASH = "0" * 64
 
 # Canonical entity kinds (docs/audit-log.md; each maps to a Safe Harbor category in reports/safe_harbor.py).
 ENTITY_KINDS = (
-    "NAME", "ADDRESS", "ZIP", "DOB", "DATE", "AGE", "PHONE", "FAX", "EMAIL", "SSN", "MRN", "HEALTH_PLAN_ID",
-    "ACCOUNT", "CREDIT_CARD", "LICENSE", "VIN", "LICENSE_PLATE", "DEVICE_ID", "URL", "IP_ADDRESS", "OTHER_ID",
-)  # fmt: skip
+    "NAME",
+    "ADDRESS",
+    "ZIP",
+    "DOB",
+    "DATE",
+    "AGE",
+    "PHONE",
+    "FAX",
+    "EMAIL",
+    "SSN",
+    "MRN",
+    "HEALTH_PLAN_ID",
+    "ACCOUNT",
+    "CREDIT_CARD",
+    "LICENSE",
+    "VIN",
+    "LICENSE_PLATE",
+    "DEVICE_ID",
+    "URL",
+    "IP_ADDRESS",
+    "OTHER_ID",
+)
 ACTIONS = ("tokenize", "redact", "passthrough")
+PAYLOAD_KINDS = ("request", "masked", "response")  # what a payload.persisted event stored
 TOKEN_KINDS = ("MSKV1", "MSK1", "REDACTED")
 PASSES = ("regex", "ner", "diarize")
 HOPS = ("stt", "llm", "tts", "telephony")
@@ -87,7 +107,7 @@ KIND_FIELDS: dict[str, dict[str, Any]] = {
         "baa": {"type": "boolean"},
         "retention_days": {"type": "integer", "minimum": 0, "maximum": 36500},
     },
-    "payload.persisted": {"what": {"enum": ["request", "masked", "response"]}, "encrypted": {"type": "boolean"}},
+    "payload.persisted": {"what": {"enum": list(PAYLOAD_KINDS)}, "encrypted": {"type": "boolean"}},
     "detection.degraded": {"turn": TURN, "reason": REASON_SCHEMA},
     "session.ended": {"status": {"enum": list(END_STATUSES)}, "duration_ms": COUNT},
 }
@@ -271,6 +291,10 @@ def validate_events(events: object, *, max_events: int = 1000, allow_server_kind
             details=details,
         )
     return events
+
+
+# Every alert type ``event_alert`` can name, in the order reports list them.
+ALERT_TYPES = ("rehydration_failed", "leak_detected", "non_baa_egress", "card_not_masked", "detection_degraded")
 
 
 def event_alert(kind: str, fields: Mapping[str, Any]) -> str | None:

@@ -1,4 +1,4 @@
-"""Independent verification API (issue 6): public keys, inclusion and consistency proofs, and the pieces of the
+"""Independent verification API: public keys, inclusion and consistency proofs, and the pieces of the
 NDJSON events export that ``audit.views.SessionEventsView.get`` uses.
 
 Views authenticate, look the session up scoped to the caller's account (another account's id is a 404), validate
@@ -13,7 +13,6 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from audit import openapi_examples as ex
 from audit.export import ExportRange
@@ -21,7 +20,8 @@ from audit.models import Session
 from audit.proofs import build_consistency_proof, build_inclusion_proof
 from audit.signing import jwks
 from audit.verifier_download import FILENAME, verifier_archive
-from masker.auth import HasScope, request_account
+from masker.api import ApiView, validated
+from masker.auth import request_account
 from masker.errors import ValidationFailed
 from masker.query import QuerySerializer
 from masker.schema import ATTACHMENT, NO_STORE, error_responses, response_header
@@ -55,13 +55,6 @@ class SeqField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
-def _validated(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    if not serializer.is_valid():
-        raise ValidationFailed(details={"fields": serializer.errors})
-    return serializer.validated_data
-
-
 def _seq_of(value: str) -> int:
     if not _DIGITS.match(value):
         raise ValidationFailed(details={"fields": {"seq": ["must be a non-negative integer"]}})
@@ -83,7 +76,7 @@ class ExportQuerySerializer(QuerySerializer):
 
 def parse_export_range(query_params) -> ExportRange:
     """The export's inclusive seq range from ``?from_seq=&to_seq=``; ``ValidationFailed`` (400) when invalid."""
-    data = _validated(ExportQuerySerializer, query_params)
+    data = validated(ExportQuerySerializer, query_params)
     return ExportRange(from_seq=data.get("from_seq"), to_seq=data.get("to_seq"))
 
 
@@ -167,7 +160,7 @@ class ConsistencyProofSerializer(serializers.Serializer):
 # --- views --------------------------------------------------------------------------------------------------------
 
 
-class KeysView(APIView):
+class KeysView(ApiView):
     """``GET /keys``: public, no authentication (anyone verifying a report needs the keys)."""
 
     authentication_classes: list = []
@@ -191,7 +184,7 @@ class KeysView(APIView):
         return Response(jwks(), headers={"Cache-Control": "public, max-age=60"})
 
 
-class VerifierDownloadView(APIView):
+class VerifierDownloadView(ApiView):
     """``GET /verifier/masker-verify.pyz``: the offline verifier as one file. Public, like the keys."""
 
     authentication_classes: list = []
@@ -235,8 +228,7 @@ class VerifierDownloadView(APIView):
         return response
 
 
-class SessionProofView(APIView):
-    permission_classes = [HasScope]
+class SessionProofView(ApiView):
     required_scope = "sessions:read"
 
     @extend_schema(
@@ -270,13 +262,12 @@ class SessionProofView(APIView):
     )
     def get(self, request, session_id: str, seq: str):
         session = Session.objects.get_visible(request_account(request), session_id)
-        query = _validated(InclusionQuerySerializer, request.query_params)
+        query = validated(InclusionQuerySerializer, request.query_params)
         proof = build_inclusion_proof(session, _seq_of(seq), tree_size=query.get("tree_size"))
-        return Response(proof, headers={"Cache-Control": "no-store"})
+        return Response(proof)
 
 
-class SessionConsistencyView(APIView):
-    permission_classes = [HasScope]
+class SessionConsistencyView(ApiView):
     required_scope = "sessions:read"
 
     @extend_schema(
@@ -304,6 +295,6 @@ class SessionConsistencyView(APIView):
     )
     def get(self, request, session_id: str):
         session = Session.objects.get_visible(request_account(request), session_id)
-        query = _validated(ConsistencyQuerySerializer, request.query_params)
+        query = validated(ConsistencyQuerySerializer, request.query_params)
         proof = build_consistency_proof(session, query["first"], second=query.get("second"))
-        return Response(proof, headers={"Cache-Control": "no-store"})
+        return Response(proof)

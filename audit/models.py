@@ -1,5 +1,7 @@
 """Agents, versioned policies, sessions (one call each) and the append-only, hash-chained audit log."""
 
+from datetime import datetime
+
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
@@ -81,6 +83,30 @@ class Agent(models.Model):
 class SessionQuerySet(TenantQuerySet):
     def with_alerts(self):
         return self.filter(alert_count__gt=0)
+
+    def matching(
+        self,
+        *,
+        agent_id: str | None = None,
+        status: str | None = None,
+        external_ref: str | None = None,
+        started_from: datetime | None = None,
+        started_before: datetime | None = None,
+        has_alerts: bool = False,
+    ):
+        """The sessions that pass every filter given (the API's list and the console's share them)."""
+        sessions = self
+        if agent_id:
+            sessions = sessions.filter(agent_id=agent_id)
+        if status:
+            sessions = sessions.filter(status=status)
+        if external_ref:
+            sessions = sessions.filter(external_ref=external_ref)
+        if started_from is not None:
+            sessions = sessions.filter(started_at__gte=started_from)
+        if started_before is not None:
+            sessions = sessions.filter(started_at__lt=started_before)
+        return sessions.with_alerts() if has_alerts else sessions
 
 
 class Session(models.Model):
@@ -179,7 +205,7 @@ class AuditEvent(AppendOnlyModel):
 
 
 class IdempotencyRecord(models.Model):
-    """The answer to one event batch posted with an ``Idempotency-Key`` (issue 5).
+    """The answer to one event batch posted with an ``Idempotency-Key``.
 
     A retry with the same key and the same body gets the stored answer instead of a second append; the same key
     with another body is refused. Written by the ingestion API inside the append's own transaction (under the

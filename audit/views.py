@@ -1,4 +1,4 @@
-"""Ingestion and read API of sessions and agents (issue 5): one APIView per path, one method per operation.
+"""Ingestion and read API of sessions and agents: one APIView per path, one method per operation.
 
 Views authenticate (cookie or ``Bearer mk_…``), check the operation's scope (``masker.auth.HasScope``), look the
 object up scoped to the caller's account (another account's id is a 404), validate the envelope and call the
@@ -10,10 +10,9 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from audit import openapi_examples as ex
-from audit.evidence_views import EVENTS_EXPORT_SCHEMA, parse_export_range
+from audit.evidence_views import EVENTS_EXPORT_SCHEMA, SESSION_ID, parse_export_range
 from audit.export import export_filename, iter_event_lines
 from audit.idempotency import append_batch
 from audit.models import Agent, AuditEvent, Session
@@ -35,20 +34,13 @@ from audit.serializers import (
     idempotency_key_of,
     parse_event_batch,
     parse_session_cursor,
-    raise_invalid,
     session_cursor,
 )
 from audit.writing import end_session, start_receipt, start_session
-from masker.auth import HasScope, actor_of, request_account
+from masker.api import ApiView, validated
+from masker.auth import actor_of, request_account
 from masker.schema import error_responses, response_header
 
-SESSION_ID = OpenApiParameter(
-    "session_id",
-    str,
-    OpenApiParameter.PATH,
-    description="The session's id (`sess_` + ULID). A malformed id is answered like an unknown one: 404.",
-    examples=[OpenApiExample("Demo intake call", value=ex.SESSION_ID)],
-)
 AGENT_ID = OpenApiParameter(
     "agent_id",
     str,
@@ -66,23 +58,6 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     "key and the same events returns the original answer instead of appending twice; the same key with other "
     "events is a 400 validation_failed.",
 )
-
-
-class ApiView(APIView):
-    """Base of this module's views: scope check, and the body-size limit for writes.
-
-    Reading ``request.body`` makes Django enforce ``DATA_UPLOAD_MAX_MEMORY_SIZE`` from the Content-Length before
-    anything is read (``RequestDataTooBig`` → 413 ``payload_too_large`` in masker.errors). DRF's JSON parser
-    reads the stream without that check, hence this hook; it runs after authentication, permissions and
-    throttling, so an anonymous or over-limit caller's body is never read.
-    """
-
-    permission_classes = [HasScope]
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
-            _ = request._request.body
 
 
 def _counts_by_kind(session: Session) -> dict[str, int]:
@@ -112,19 +87,17 @@ class SessionListView(ApiView):
         tags=["sessions"],
     )
     def get(self, request):
-        query = SessionListQuerySerializer(data=request.query_params)
-        if not query.is_valid():
-            raise_invalid(query)
-        params = query.validated_data
-        sessions = Session.objects.visible_to(request_account(request)).defer("policy_snapshot", "seal")
-        if "agent_id" in params:
-            sessions = sessions.filter(agent_id=params["agent_id"])
-        if "status" in params:
-            sessions = sessions.filter(status=params["status"])
-        if "since" in params:
-            sessions = sessions.filter(started_at__gte=params["since"])
-        if "external_ref" in params:
-            sessions = sessions.filter(external_ref=params["external_ref"])
+        params = validated(SessionListQuerySerializer, request.query_params)
+        sessions = (
+            Session.objects.visible_to(request_account(request))
+            .matching(
+                agent_id=params.get("agent_id"),
+                status=params.get("status"),
+                external_ref=params.get("external_ref"),
+                started_from=params.get("since"),
+            )
+            .defer("policy_snapshot", "seal")
+        )
         if "cursor" in params:
             started, last_id = parse_session_cursor(params["cursor"])
             sessions = sessions.filter(Q(started_at__lt=started) | Q(started_at=started, id__lt=last_id))
@@ -168,10 +141,7 @@ class SessionListView(ApiView):
     )
     def post(self, request):
         now = timezone.now()
-        serializer = SessionStartSerializer(data=request.data, context={"now": now})
-        if not serializer.is_valid():
-            raise_invalid(serializer)
-        data = serializer.validated_data
+        data = validated(SessionStartSerializer, request.data, context={"now": now})
         agent = Agent.objects.select_related("policy").get_visible(request_account(request), data["agent_id"])
         session, created = start_session(
             agent,
@@ -204,7 +174,7 @@ class SessionDetailView(ApiView):
 
 class SessionEventsView(ApiView):
     """``/sessions/{id}/events``: POST appends a batch (``events:write``); GET exports the log as NDJSON
-    (``sessions:read``, issue 6: ``audit.export``)."""
+    (``sessions:read``, built by ``audit.export``)."""
 
     required_scopes = {"GET": "sessions:read", "POST": "events:write"}
 
@@ -217,7 +187,6 @@ class SessionEventsView(ApiView):
         session = Session.objects.get_visible(request_account(request), session_id)
         lines = iter_event_lines(session, seq_range=parse_export_range(request.query_params))
         response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
-        response["Cache-Control"] = "no-store"
         response["Content-Disposition"] = f'attachment; filename="{export_filename(session)}"'
         return response
 
@@ -297,10 +266,8 @@ class SessionEndView(ApiView):
     )
     def post(self, request, session_id: str):
         session = Session.objects.get_visible(request_account(request), session_id)
-        serializer = SessionEndSerializer(data=request.data)
-        if not serializer.is_valid():
-            raise_invalid(serializer)
-        receipt = end_session(session, status=serializer.validated_data["status"], now=timezone.now())
+        status = validated(SessionEndSerializer, request.data)["status"]
+        receipt = end_session(session, status=status, now=timezone.now())
         return Response({**_session_detail(session), "receipt": receipt})
 
 
@@ -319,10 +286,7 @@ class AgentListView(ApiView):
         tags=["agents"],
     )
     def get(self, request):
-        query = AgentListQuerySerializer(data=request.query_params)
-        if not query.is_valid():
-            raise_invalid(query)
-        params = query.validated_data
+        params = validated(AgentListQuerySerializer, request.query_params)
         agents = Agent.objects.visible_to(request_account(request)).select_related("policy")
         if "cursor" in params:
             agents = agents.filter(id__gt=params["cursor"])

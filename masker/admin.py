@@ -85,7 +85,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
             "secret": request._issued_api_token_secret,
         }
         response = TemplateResponse(request, self.issued_template, context)
-        response["Cache-Control"] = "no-store"
         return response
 
     @admin.action(description="Revoke selected tokens")

@@ -12,13 +12,12 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from masker.auth import HasScope, TokenUser, request_account
+from masker.api import ApiView, validated
+from masker.auth import TokenUser, request_account
 from masker.errors import (
     DatabaseUnavailable,
     Unauthenticated,
-    ValidationFailed,
     is_database_unavailable,
     json_error,
     log_database_unavailable,
@@ -90,7 +89,7 @@ class LoginSerializer(StrictSerializer):
     password = serializers.CharField(max_length=256, trim_whitespace=False)
 
 
-class LoginView(APIView):
+class LoginView(ApiView):
     """Exchange email + password for the ``masker_session`` cookie."""
 
     authentication_classes = []
@@ -124,22 +123,20 @@ class LoginView(APIView):
         tags=["auth"],
     )
     def post(self, request):
-        serializer = LoginSerializer(data=request.data)
-        if not serializer.is_valid():
-            raise ValidationFailed(details={"fields": serializer.errors})
-        email = serializer.validated_data["email"].lower()
+        credentials = validated(LoginSerializer, request.data)
+        email = credentials["email"].lower()
         # The sign-in limit (masker.throttling) is enforced inside authenticate(); checked first for a clean 429.
         retry_after = login_retry_after(request, email)
         if retry_after is not None:
             raise exceptions.Throttled(wait=retry_after)
-        user = authenticate(request, username=email, password=serializer.validated_data["password"])
+        user = authenticate(request, username=email, password=credentials["password"])
         if user is None or not user.is_active:
             raise Unauthenticated("Wrong email or password.")
         login(request, user)
         return Response(status=204)
 
 
-class LogoutView(APIView):
+class LogoutView(ApiView):
     """End the cookie session. Idempotent: logging out twice is still a 204."""
 
     authentication_classes = []
@@ -178,10 +175,8 @@ class MeSerializer(serializers.Serializer):
     account = inline_serializer("MeAccount", {"id": serializers.CharField(), "name": serializers.CharField()})
 
 
-class MeView(APIView):
+class MeView(ApiView):
     """Who is calling: the signed-in user (or the API token) and its account."""
-
-    permission_classes = [HasScope]
 
     @extend_schema(
         operation_id="me",

@@ -35,7 +35,15 @@ from masker.throttling import login_retry_after
 from reports.charts import timeline_svg
 from reports.domain import build_session_report
 from reports.models import ReportRecord
-from reports.rendering import STATUS_LABELS
+from reports.presentation import (
+    ALERT_LABELS,
+    COVERAGE_LABELS,
+    COVERAGE_TONES,
+    PCI_OUTCOMES,
+    SESSION_STATUS_TONES,
+    WARNING_ALERTS,
+    format_duration,
+)
 from reports.safe_harbor import CATEGORIES
 
 logger = logging.getLogger(__name__)
@@ -43,26 +51,20 @@ logger = logging.getLogger(__name__)
 SESSIONS_PER_PAGE = 25
 AGENTS_PER_PAGE = 20
 REPORTS_PER_PAGE = 25
-REPORTS_CSV_COLUMNS = ("report_id", "generated_at", "generated_by", "scope", "session_id", "format", "tree_size",
-                       "merkle_root_hex", "signature_kid")  # fmt: skip
+REPORTS_CSV_COLUMNS = (
+    "report_id",
+    "generated_at",
+    "generated_by",
+    "scope",
+    "session_id",
+    "format",
+    "tree_size",
+    "merkle_root_hex",
+    "signature_kid",
+)
 # Alerts that are a finding about the call's data (red); detection_degraded alone is a warning (amber).
-WARNING_ALERTS = frozenset({"detection_degraded"})
 RECENT_SESSIONS_PER_AGENT = 5
 ALERTS_ON_SCREEN = 50  # the page stays bounded; the downloads list every alert
-STATUS_TONES = {"ok": "good", "error": "bad", "partial": "warn", "active": "info"}
-COVERAGE_TONES = {"full": "good", "partial": "warn", "none": "bad", "not_applicable": "muted"}
-ALERT_LABELS = {
-    "rehydration_failed": "Rehydration failed",
-    "leak_detected": "Residual PHI leak",
-    "non_baa_egress": "Egress to a vendor without a BAA",
-    "card_not_masked": "Card data not masked before egress",
-    "detection_degraded": "Detection degraded",
-}
-PCI_OUTCOMES = {
-    "no_card_data": "No card data detected",
-    "all_masked": "Card data detected; all masked before egress",
-    "card_data_exposed": "Card data detected and NOT masked before egress",
-}
 
 
 # --- sign in / sign out -------------------------------------------------------------------------------------------
@@ -120,20 +122,6 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 # --- helpers ------------------------------------------------------------------------------------------------------
 
 
-def format_duration(ms: int | None) -> str:
-    """Human duration of a call: ``41.5 s``, ``1 min 04 s``, ``2 h 05 min``; ``—`` while it runs."""
-    if ms is None:
-        return "—"
-    seconds = ms / 1000
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
 def _session_row(session: Session) -> dict:
     return {
         "id": session.id,
@@ -144,7 +132,7 @@ def _session_row(session: Session) -> dict:
         "duration": format_duration(session.duration_ms),
         "status": session.status,
         "status_label": session.get_status_display(),
-        "status_tone": STATUS_TONES.get(session.status, "info"),
+        "status_tone": SESSION_STATUS_TONES.get(session.status, "info"),
         "redaction_count": session.redaction_count,
         "alert_count": session.alert_count,
     }
@@ -188,20 +176,16 @@ class SessionFilters:
         return cls(agent, status, external_ref, date_from, date_to, alerts == "1", tuple(notes))
 
     def apply(self, queryset):
-        if self.agent:
-            queryset = queryset.filter(agent_id=self.agent)
-        if self.status:
-            queryset = queryset.filter(status=self.status)
-        if self.external_ref:
-            queryset = queryset.filter(external_ref=self.external_ref)
-        if self.date_from:
-            queryset = queryset.filter(started_at__gte=datetime.combine(self.date_from, time.min, tzinfo=UTC))
-        if self.date_to:
-            end = datetime.combine(self.date_to + timedelta(days=1), time.min, tzinfo=UTC)
-            queryset = queryset.filter(started_at__lt=end)
-        if self.has_alerts:
-            queryset = queryset.with_alerts()
-        return queryset
+        return queryset.matching(
+            agent_id=self.agent,
+            status=self.status,
+            external_ref=self.external_ref,
+            started_from=datetime.combine(self.date_from, time.min, tzinfo=UTC) if self.date_from else None,
+            started_before=datetime.combine(self.date_to + timedelta(days=1), time.min, tzinfo=UTC)
+            if self.date_to
+            else None,
+            has_alerts=self.has_alerts,
+        )
 
     @property
     def active(self) -> bool:
@@ -261,9 +245,7 @@ def session_list(request: HttpRequest) -> HttpResponse:
     filters = SessionFilters.from_query(request.GET, agent_ids={a.id for a in agents})
     sessions = filters.apply(
         Session.objects.visible_to(account).select_related("agent").order_by("-started_at", "-id")
-    ).only(
-        "id", "external_ref", "agent__name", "started_at", "ended_at", "status", "redaction_count", "alert_count"
-    )  # fmt: skip
+    ).only("id", "external_ref", "agent__name", "started_at", "ended_at", "status", "redaction_count", "alert_count")
     page = Paginator(sessions, SESSIONS_PER_PAGE).get_page(request.GET.get("page"))
     context = _base_context(account, "sessions") | {
         "agents": agents,
@@ -284,7 +266,7 @@ def _coverage_rows(report: dict) -> list[dict]:
             "letter": key.split("_", 1)[0],
             "label": label,
             "status": coverage[key],
-            "status_label": STATUS_LABELS[coverage[key]],
+            "status_label": COVERAGE_LABELS[coverage[key]],
             "tone": COVERAGE_TONES[coverage[key]],
         }
         for key, label in CATEGORIES.items()
@@ -365,12 +347,12 @@ def _report_context(report: dict) -> dict:
         "redactions_by_kind": sorted(report["redactions_by_kind"].items(), key=lambda kv: (-kv[1], kv[0])),
         "redactions_by_pass": sorted(report["redactions_by_pass"].items(), key=lambda kv: (-kv[1], kv[0])),
         "status_label": Session.Status(session["status"]).label,
-        "status_tone": STATUS_TONES.get(session["status"], "info"),
+        "status_tone": SESSION_STATUS_TONES.get(session["status"], "info"),
         "duration": format_duration(session["duration_ms"]),
         "started": _ts_text(session["started_at"]),
         "generated_at": _ts_text(report["generated_at"]),
         "sealed_at": _ts_text(report["audit_integrity"]["seal"]["sealed_at"]),
-        "pci_outcome": PCI_OUTCOMES.get(report["pci_dss"]["outcome"], report["pci_dss"]["outcome"]),
+        "pci_outcome": PCI_OUTCOMES[report["pci_dss"]["outcome"]],
         "verdict": _verdict(report, alert_rows),
         "end_reason": _end_reason(report),
         "timeline_svg": timeline_svg(report["timeline"], element_id="timeline"),
@@ -395,7 +377,7 @@ def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
         "session": session,
         "started": session.started_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
         "status_label": session.get_status_display(),
-        "status_tone": STATUS_TONES.get(session.status, "info"),
+        "status_tone": SESSION_STATUS_TONES.get(session.status, "info"),
         "duration": format_duration(session.duration_ms),
         "download_json": f"{report_url}?format=json",
         "download_pdf": f"{report_url}?format=pdf",
@@ -469,9 +451,16 @@ def report_list_csv(request: HttpRequest) -> StreamingHttpResponse:
     account = account_of(request.user)
     writer = csv.writer(_Echo())
     records = _report_records(account).values_list(
-        "id", "generated_at", "generated_by", "scope", "session_id", "format", "tree_size", "merkle_root_hex",
+        "id",
+        "generated_at",
+        "generated_by",
+        "scope",
+        "session_id",
+        "format",
+        "tree_size",
+        "merkle_root_hex",
         "signature_kid",
-    )  # fmt: skip
+    )
 
     def rows():
         yield writer.writerow(REPORTS_CSV_COLUMNS)
@@ -481,7 +470,6 @@ def report_list_csv(request: HttpRequest) -> StreamingHttpResponse:
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="masker-reports-issued.csv"'
-    response["Cache-Control"] = "no-store"
     return response
 
 
@@ -509,11 +497,13 @@ def agent_list(request: HttpRequest) -> HttpResponse:
         for session in agent.recent_sessions:
             session.agent = agent  # the row helper reads the agent's name; no query
             rows.append(_session_row(session))
-        cards.append({
-            "agent": agent,
-            "policy": agent.policy,
-            "sessions_url": reverse("console:sessions") + "?" + urlencode({"agent": agent.id}),
-            "recent": rows,
-        })  # fmt: skip
+        cards.append(
+            {
+                "agent": agent,
+                "policy": agent.policy,
+                "sessions_url": reverse("console:sessions") + "?" + urlencode({"agent": agent.id}),
+                "recent": rows,
+            }
+        )
     context = _base_context(account, "agents") | {"cards": cards, "page": page, "page_links": _page_links(page)}
     return render(request, "console/agents.html", context)

@@ -21,16 +21,9 @@ from audit.models import Agent
 from masker.errors import ValidationFailed
 from masker.models import account_of
 from reports.period import DEFAULT_DAYS, MAX_DAYS, WindowTooLarge, build_period_report, parse_window
+from reports.presentation import ALERT_LABELS
 
 SESSIONS_ON_SCREEN = 200
-ALERT_LABELS = {
-    "rehydration_failed": "Rehydration failed",
-    "leak_detected": "Residual PHI leak",
-    "non_baa_egress": "Egress to a vendor without a BAA",
-    "card_not_masked": "Card data not masked before egress",
-    "detection_degraded": "Detection degraded",
-    "integrity_broken": "Audit chain does not verify",
-}
 VERDICTS = {
     "no_alerts": ("good", "No alerts: every session's audit chain verified and no alert was logged."),
     "alerts_present": ("warn", "Alerts were logged in this window."),

@@ -30,7 +30,7 @@ from typing import Any
 import msgspec
 
 from audit.errors import AuditChainBroken
-from audit.events import KIND_FIELDS, event_alert
+from audit.events import ACTIONS, ALERT_TYPES, KIND_FIELDS, PASSES, PAYLOAD_KINDS, event_alert
 from audit.models import Session
 from audit.policy import PolicyDoc, parse_policy
 from audit.signing import sign_object
@@ -47,10 +47,6 @@ SCOPE = "session"
 HASH_SCHEME = "RFC9162_SHA256"
 CANONICALIZATION = "RFC8785"
 LIST_LIMIT = 1000  # per alert list in the JSON; the PDF shows fewer (reports.rendering)
-ALERT_TYPES = ("rehydration_failed", "leak_detected", "non_baa_egress", "card_not_masked", "detection_degraded")
-PASSES = ("regex", "ner", "diarize")
-ACTIONS = ("tokenize", "redact", "passthrough")
-PAYLOAD_KINDS = ("request", "masked", "response")
 TIMELINE_BUCKETS = 200  # at most this many buckets of turns in the timeline; wider calls share buckets
 TIMELINE_COLUMNS = ("redactions", "egress", "alerts")
 
@@ -763,7 +759,7 @@ def _walk(session: Session) -> tuple[ChainSummary, _Tally]:
 
 
 @lru_cache(maxsize=128)
-def _policy_of(snapshot: str) -> PolicyDoc:
+def parsed_policy(snapshot: str) -> PolicyDoc:
     """The parsed policy snapshot. Cached by its text: parsing YAML cost more than walking a 300-event log, and a
     snapshot never changes (sessions share a handful of policy versions). Treat the result as read-only."""
     return parse_policy(snapshot)
@@ -803,7 +799,7 @@ def build_session_report(session: Session, *, generated_at: datetime) -> Session
         # Ids and the reason only (never event contents): a broken chain is an integrity incident.
         logger.error("audit chain broken: session %s at seq %s: %s", session.id, broken.seq, broken.reason)
         raise
-    policy_doc = _policy_of(session.policy_snapshot)
+    policy_doc = parsed_policy(session.policy_snapshot)
     matrix = safe_harbor_matrix(policy_doc)
     started, ended = tally.started, tally.ended
     stamped = format_ts(generated_at)

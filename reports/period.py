@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db.models.functions import SHA256
 
 from audit.errors import AuditChainBroken
+from audit.events import ACTIONS, ALERT_TYPES, PASSES, PAYLOAD_KINDS
 from audit.merkle import MerkleAccumulator
 from audit.models import Agent, Session
 from audit.signing import sign_object
@@ -38,24 +39,20 @@ from masker.errors import ApiError, ValidationFailed
 from masker.ids import new_id
 from masker.models import Account
 from reports.domain import (
-    ACTIONS,
-    ALERT_TYPES,
     CANONICALIZATION,
     HASH_SCHEME,
     KEYS_URL,
     LIMITATIONS,
     LIST_LIMIT,
-    PASSES,
-    PAYLOAD_KINDS,
     RETENTION_STATEMENT,
     SCHEMA,
     Item,
     Signature,
     _Capped,
-    _policy_of,
     _sorted_counts,
     _Tally,
     logger,
+    parsed_policy,
 )
 from reports.models import ReportRecord
 from reports.safe_harbor import CATEGORIES, STATEMENT, safe_harbor_matrix
@@ -531,7 +528,7 @@ def _report_of(
     retention_days = []
     consistent = True
     for sha, (name, version, count, persisted, models) in sorted(fold.policies.items(), key=lambda kv: kv[1][:2]):
-        doc = _policy_of(snapshots[sha])
+        doc = parsed_policy(snapshots[sha])
         matrix = safe_harbor_matrix(doc)
         for key, status in matrix.coverage.items():
             if key not in worst or _STATUS_RANK[status] < _STATUS_RANK[worst[key]]:

@@ -15,12 +15,10 @@ from weasyprint.urls import FatalURLFetchingError
 
 from masker.errors import ReportGenerationFailed
 from reports.period import PeriodReport, period_filename, render_period_json
+from reports.presentation import ALERT_LABELS, COVERAGE_LABELS, PCI_OUTCOMES
 from reports.rendering import (
-    ALERT_LABELS,
-    PCI_OUTCOMES,
     PDF_LIST_LIMIT,
     SECTION_TITLES,
-    STATUS_LABELS,
     LocalAssetFetcher,
     _font_config,
     assets_dir,
@@ -30,7 +28,6 @@ from reports.safe_harbor import CATEGORIES
 TEMPLATE = "reports/period_report.html"
 PDF_SESSION_LIMIT = 200
 SCOPE_TITLES = {"agent": "Agent compliance report", "account": "Account compliance report"}
-ALERT_LABELS_PERIOD = {**ALERT_LABELS, "integrity_broken": "Sessions whose audit chain does not verify"}
 VERDICTS = {
     "no_alerts": "No alerts: every session's chain verified, and no rehydration failure, residual leak, non-BAA "
     "egress, unmasked card data or degraded detection was logged.",
@@ -58,7 +55,7 @@ def period_context(report: PeriodReport) -> dict[str, Any]:
         "verdict_ok": summary["verdict"] == "no_alerts",
         "verdict_text": VERDICTS[summary["verdict"]],
         "alert_rows": [
-            {"label": ALERT_LABELS_PERIOD[kind], "count": count} for kind, count in summary["alerts_by_type"].items()
+            {"label": ALERT_LABELS[kind], "count": count} for kind, count in summary["alerts_by_type"].items()
         ],
         "coverage_rows": [
             {
@@ -66,12 +63,12 @@ def period_context(report: PeriodReport) -> dict[str, Any]:
                 "key": key,
                 "label": label,
                 "status": coverage[key],
-                "status_label": STATUS_LABELS[coverage[key]],
+                "status_label": COVERAGE_LABELS[coverage[key]],
             }
             for key, label in CATEGORIES.items()
             if key in coverage
         ],
-        "pci_outcome": PCI_OUTCOMES[pci["outcome"]].replace("this session", "the window's sessions"),
+        "pci_outcome": PCI_OUTCOMES[pci["outcome"]],
         "pci_alerts": _capped(pci["alerts"], pci["alert_count"]),
         "rehydration_failures": _capped(leaks["rehydration_failures"], leaks["rehydration_failure_count"]),
         "residual_leaks": _capped(leaks["residual_leaks"], leaks["residual_leak_count"]),

@@ -34,13 +34,12 @@ from masker.errors import ReportGenerationFailed
 from reports.charts import timeline_svg
 from reports.domain import SessionReport
 from reports.pdf_signing import sign_pdf
+from reports.presentation import ALERT_LABELS, COVERAGE_LABELS, PCI_OUTCOMES, SESSION_STATUS_LABELS, format_duration
 from reports.safe_harbor import CATEGORIES, REQUIRED_KINDS
 
 # WeasyPrint logs every rendering step at INFO; one report would print a dozen lines into the service log.
 logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
 
-DEFAULT_TEMPLATE = "reports/session_report.html"
-DEFAULT_ASSETS_DIR = Path(settings.BASE_DIR) / "static" / "reports"
 PDF_LIST_LIMIT = 15
 
 SECTION_TITLES = (
@@ -56,19 +55,6 @@ SECTION_TITLES = (
     "Configuration snapshot",
     "Verification",
 )
-STATUS_LABELS = {"full": "Full", "partial": "Partial", "none": "None", "not_applicable": "Not applicable"}
-ALERT_LABELS = {
-    "rehydration_failed": "Rehydration failures",
-    "leak_detected": "Residual PHI leaks",
-    "non_baa_egress": "Egress to vendors without a BAA",
-    "card_not_masked": "Card data not masked before egress",
-    "detection_degraded": "Detection degraded (fallback)",
-}
-PCI_OUTCOMES = {
-    "no_card_data": "Out of scope: no card data was detected in this session.",
-    "all_masked": "Card data was detected and masked before any egress.",
-    "card_data_exposed": "Card data was detected and NOT masked before egress.",
-}
 # The section that lists each alert type's occurrences (PCI-DSS 4, leak detection 5, BAA chain 7).
 ALERT_SECTIONS = {
     "card_not_masked": 4,
@@ -123,7 +109,7 @@ def summary_tiles(data: dict) -> list[dict]:
     summary, session = data["summary"], data["cover"]["session"]
     if data["scope"] == "session":
         ms = session["duration_ms"]
-        first = {"value": "open" if ms is None else f"{ms / 1000:.1f} s", "label": "call duration"}
+        first = {"value": format_duration(ms), "label": "call duration"}
     else:
         first = {"value": summary["total_sessions"], "label": "sessions"}
     return [
@@ -170,7 +156,7 @@ def report_context(report: SessionReport) -> dict[str, Any]:
                 "label": label,
                 "needs": SPECIAL_RULES.get(key) or ", ".join(REQUIRED_KINDS[key]),
                 "status": coverage[key],
-                "status_label": STATUS_LABELS[coverage[key]],
+                "status_label": COVERAGE_LABELS[coverage[key]],
             }
             for key, label in CATEGORIES.items()
         ],
@@ -186,7 +172,8 @@ def report_context(report: SessionReport) -> dict[str, Any]:
         "by_kind": sorted(data["redactions_by_kind"].items(), key=lambda kv: (-kv[1], kv[0])),
         "by_pass": list(data["redactions_by_pass"].items()),
         "by_action": list(summary["redactions_by_action"].items()),
-        "duration_s": None if cover["session"]["duration_ms"] is None else cover["session"]["duration_ms"] / 1000,
+        "duration": format_duration(cover["session"]["duration_ms"]),
+        "status_label": SESSION_STATUS_LABELS[cover["session"]["status"]],
         "seal": seal,
         "signature": signature,
     }
@@ -194,7 +181,7 @@ def report_context(report: SessionReport) -> dict[str, Any]:
 
 def render_report_html(report: SessionReport) -> str:
     """The report as HTML (the PDF's source). Links its stylesheet relative to the assets directory."""
-    template = getattr(settings, "MASKER_REPORT_TEMPLATE", DEFAULT_TEMPLATE)
+    template = settings.MASKER_REPORT_TEMPLATE
     return render_to_string(template, report_context(report))
 
 
@@ -238,7 +225,7 @@ def _font_config() -> FontConfiguration:
 
 
 def assets_dir() -> Path:
-    return Path(getattr(settings, "MASKER_REPORT_ASSETS_DIR", DEFAULT_ASSETS_DIR))
+    return Path(settings.MASKER_REPORT_ASSETS_DIR)
 
 
 def render_report_pdf(report: SessionReport) -> bytes:

@@ -10,9 +10,10 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from audit.models import Agent, Session
-from audit.serializers import QueryRegexField, _limit, idempotency_key_of, raise_invalid
+from audit.serializers import QueryRegexField, _limit, idempotency_key_of
 from audit.timestamps import format_ts
-from audit.views import IDEMPOTENCY_KEY, ApiView
+from audit.views import IDEMPOTENCY_KEY
+from masker.api import ApiView, validated
 from masker.auth import actor_of, request_account
 from masker.query import QuerySerializer, StrictSerializer
 from masker.schema import ATTACHMENT, error_responses, response_header
@@ -248,10 +249,7 @@ class RunListView(ApiView):
     )
     def post(self, request):
         key = idempotency_key_of(request)
-        serializer = RunCreateSerializer(data=request.data)
-        if not serializer.is_valid():
-            raise_invalid(serializer)
-        data = serializer.validated_data
+        data = validated(RunCreateSerializer, request.data)
         account = request_account(request)
         scope = data["scope"]
         session = Session.objects.get_visible(account, data["session_id"]) if scope == "session" else None
@@ -293,10 +291,7 @@ class RunListView(ApiView):
         tags=["report runs"],
     )
     def get(self, request):
-        query = RunListQuerySerializer(data=request.query_params)
-        if not query.is_valid():
-            raise_invalid(query)
-        params = query.validated_data
+        params = validated(RunListQuerySerializer, request.query_params)
         runs = ReportRun.objects.visible_to(request_account(request)).prefetch_related("files")
         if "cursor" in params:
             runs = runs.filter(id__lt=params["cursor"])
@@ -370,7 +365,6 @@ class RunFileView(ApiView):
             filename=file.name,
         )
         response["Content-Length"] = str(file.size)
-        response["Cache-Control"] = "no-store"
         return response
 
     def perform_content_negotiation(self, request, force=False):

@@ -19,10 +19,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny
-from rest_framework.views import APIView
 
 from audit.models import Agent, Session
-from masker.auth import HasScope, actor_of, request_account
+from masker.api import ApiView
+from masker.auth import actor_of, request_account
 from masker.errors import InvalidFormat
 from masker.query import check_query_params
 from masker.schema import ATTACHMENT, NO_STORE, error_responses, response_header
@@ -119,15 +119,18 @@ def report_openapi_schema(definition: str = "session_report") -> dict[str, Any]:
     """The response body ``{"report": ...}`` with the report of one scope (``session_report`` or
     ``period_report``): OpenAPI 3.0 has no ``if``/``then``, so each operation shows its own scope's report."""
     schema = json.loads(audit_schema_bytes())
-    body = {"type": "object", "properties": {"report": {"$ref": f"#/$defs/{definition}"}}, "required": ["report"],
-            "additionalProperties": False}  # fmt: skip
+    body = {
+        "type": "object",
+        "properties": {"report": {"$ref": f"#/$defs/{definition}"}},
+        "required": ["report"],
+        "additionalProperties": False,
+    }
     return _openapi_30(_inline_refs(body, schema["$defs"]))
 
 
-class SessionReportView(APIView):
+class SessionReportView(ApiView):
     """A session's compliance report, generated on demand from its verified audit log (never cached)."""
 
-    permission_classes = [HasScope]
     required_scope = "reports:read"
     content_negotiation_class = IgnoreFormatNegotiation
     # No HEAD: Django would answer it by running GET, which issues, signs and records a report. HEAD is 405.
@@ -203,11 +206,6 @@ class SessionReportView(APIView):
         response["Content-Disposition"] = f'attachment; filename="{report_filename(report, report_format)}"'
         return response
 
-    def finalize_response(self, request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        response["Cache-Control"] = "no-store"  # success and errors alike: a report is never cached
-        return response
-
 
 PERIOD_PARAMETERS = ("format", "from", "to")
 
@@ -248,10 +246,9 @@ def _period_parameters() -> list[OpenApiParameter]:
     ]
 
 
-class PeriodReportView(APIView):
+class PeriodReportView(ApiView):
     """A period report (scope ``agent`` or ``account``): every session that started in the window, re-verified."""
 
-    permission_classes = [HasScope]
     required_scope = "reports:read"
     content_negotiation_class = IgnoreFormatNegotiation
     http_method_names = ["get", "options"]  # HEAD would issue and record a report, as for session reports
@@ -271,11 +268,6 @@ class PeriodReportView(APIView):
         record_period_report(report, report_format=report_format, generated_by=actor_of(request))
         response = HttpResponse(body, content_type=FORMATS[report_format])
         response["Content-Disposition"] = f'attachment; filename="{period_filename(report, report_format)}"'
-        return response
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        response["Cache-Control"] = "no-store"
         return response
 
 
@@ -330,7 +322,7 @@ class AccountReportView(PeriodReportView):
         return self.period_report(request, None)
 
 
-class AuditSchemaView(APIView):
+class AuditSchemaView(ApiView):
     """The JSON Schema (draft 2020-12) every report conforms to. Public: it describes a format, holds no data."""
 
     authentication_classes = []

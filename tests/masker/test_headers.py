@@ -6,8 +6,13 @@ from django.test import Client
 
 from tests.audit.api_support import bearer_client, issue_token
 
-CSP_DIRECTIVES = ("default-src 'self'", "script-src 'self'", "style-src 'self'", "object-src 'none'",
-                  "frame-ancestors 'none'")  # fmt: skip
+CSP_DIRECTIVES = (
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "object-src 'none'",
+    "frame-ancestors 'none'",
+)
 
 
 def _assert_csp(response) -> None:
@@ -25,7 +30,7 @@ def test_anonymous_html_pages_carry_the_csp(db, path):
 
 
 def test_console_pages_carry_the_csp_and_are_not_stored(acme_client, seeded):
-    for path in ("/sessions/", f"/sessions/{seeded.sessions[0].id}/", "/agents/"):
+    for path in ("/sessions/", f"/sessions/{seeded.session('call-intake-0001').id}/", "/agents/"):
         response = acme_client.get(path)
         assert response.status_code == 200, path
         _assert_csp(response)
@@ -42,7 +47,7 @@ def test_swagger_ui_has_no_inline_script_and_its_start_up_script_is_a_file(db):
 
 
 def test_authenticated_api_answers_are_not_stored(acme_client, seeded):
-    session_id = seeded.sessions[0].id
+    session_id = seeded.session("call-intake-0001").id
     for path in ("/api/v1/me", "/api/v1/sessions", f"/api/v1/sessions/{session_id}", "/api/v1/agents"):
         response = acme_client.get(path)
         assert response.status_code == 200, path

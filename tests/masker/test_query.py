@@ -8,7 +8,7 @@ from reports.models import ReportRecord
 
 
 def _endpoints(seeded) -> dict[str, str]:
-    session = seeded.sessions[0]
+    session = seeded.session("call-intake-0001")
     return {
         "sessions": "/api/v1/sessions",
         "agents": "/api/v1/agents",

@@ -69,14 +69,17 @@ def schema_errors(document: dict) -> list[str]:
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in schema_validator().iter_errors(document)]
 
 
-def pdf_text(pdf: bytes, *, page: int | None = None) -> str:
-    """Text of the PDF (or of one 1-based page) as pdftotext extracts it, layout kept."""
+def pdf_text(pdf: bytes, *, page: int | None = None, layout: bool = True) -> str:
+    """Text of the PDF (or of one 1-based page) as pdftotext extracts it, layout kept (or in reading order)."""
     with tempfile.NamedTemporaryFile(suffix=".pdf") as handle:
         handle.write(pdf)
         handle.flush()
         pages = ["-f", str(page), "-l", str(page)] if page else []
         return subprocess.run(
-            ["pdftotext", "-layout", *pages, handle.name, "-"], check=True, capture_output=True, text=True
+            ["pdftotext", *(["-layout"] if layout else []), *pages, handle.name, "-"],
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
 
 
@@ -112,14 +115,35 @@ def many_events(n: int, *, start: datetime = T0) -> list[dict]:
         ts, turn = format_ts(start + timedelta(milliseconds=10 * i)), i // 5
         r = i % 5
         if r < 3:
-            events.append({"ts": ts, "kind": "phi.redacted", "turn": turn, "pass": "regex", "entity_kind": "PHONE",
-                           "span": [0, 9], "action": "tokenize", "token_kind": "MSKV1", "kid": "K"})  # fmt: skip
+            events.append(
+                {
+                    "ts": ts,
+                    "kind": "phi.redacted",
+                    "turn": turn,
+                    "pass": "regex",
+                    "entity_kind": "PHONE",
+                    "span": [0, 9],
+                    "action": "tokenize",
+                    "token_kind": "MSKV1",
+                    "kid": "K",
+                }
+            )
         elif r == 3:
-            events.append({"ts": ts, "kind": "egress.forwarded", "turn": turn, "hop": "llm", "vendor": "openai",
-                           "baa": True, "retention_days": 0})  # fmt: skip
+            events.append(
+                {
+                    "ts": ts,
+                    "kind": "egress.forwarded",
+                    "turn": turn,
+                    "hop": "llm",
+                    "vendor": "openai",
+                    "baa": True,
+                    "retention_days": 0,
+                }
+            )
         elif i % 100 == 4:
             events.append({"ts": ts, "kind": "leak.detected", "turn": turn, "entity_kind": "PHONE", "stage": "egress"})
         else:
-            events.append({"ts": ts, "kind": "phi.rehydrated", "turn": turn, "entity_kind": "PHONE",
-                           "token_kind": "MSKV1"})  # fmt: skip
+            events.append(
+                {"ts": ts, "kind": "phi.rehydrated", "turn": turn, "entity_kind": "PHONE", "token_kind": "MSKV1"}
+            )
     return events

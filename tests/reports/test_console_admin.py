@@ -21,8 +21,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def staff_client(client):
-    staff = get_user_model().objects.create_superuser(username="ops@masker.test", email="ops@masker.test",
-                                                      password="pw-ops")  # fmt: skip
+    staff = get_user_model().objects.create_superuser(
+        username="ops@masker.test", email="ops@masker.test", password="pw-ops"
+    )
     client.force_login(staff)
     return client
 
@@ -34,8 +35,10 @@ def _admin_url(model, view: str, *args) -> str:
 def _tamper(session: Session, seq: int) -> int:
     """Change one stored event's bytes behind the guard; returns the seq verify_chain reports."""
     with append_only_guard_lifted(), connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {AuditEvent._meta.db_table} SET canonical = canonical || ' ' "
-                       "WHERE session_id = %s AND seq = %s", [session.id, seq])  # fmt: skip
+        cursor.execute(
+            f"UPDATE {AuditEvent._meta.db_table} SET canonical = canonical || ' ' WHERE session_id = %s AND seq = %s",
+            [session.id, seq],
+        )
     with pytest.raises(AuditChainBroken) as caught:
         verify_session(session)
     return caught.value.seq
@@ -65,7 +68,7 @@ def test_a_console_user_who_is_not_staff_cannot_open_the_admin(client, seeded):
 
 
 def test_audit_events_cannot_be_added_changed_or_deleted_in_the_admin(staff_client, seeded):
-    event = AuditEvent.objects.filter(session=seeded.sessions[0]).order_by("seq").first()
+    event = AuditEvent.objects.filter(session=seeded.session("call-intake-0001")).order_by("seq").first()
     before = (event.canonical, event.event_hash)
     assert staff_client.get(_admin_url(AuditEvent, "add")).status_code == 403
     assert staff_client.post(_admin_url(AuditEvent, "add"), {"seq": 99}).status_code == 403
@@ -78,7 +81,7 @@ def test_audit_events_cannot_be_added_changed_or_deleted_in_the_admin(staff_clie
 
 
 def test_audit_event_pages_offer_no_write_controls(staff_client, seeded):
-    event = AuditEvent.objects.filter(session=seeded.sessions[0]).first()
+    event = AuditEvent.objects.filter(session=seeded.session("call-intake-0001")).first()
     change_page = staff_client.get(_admin_url(AuditEvent, "change", event.pk)).content.decode()
     assert 'name="_save"' not in change_page
     assert "deletelink" not in change_page
@@ -103,7 +106,7 @@ def test_verify_chain_action_reports_each_selected_session(staff_client, seeded)
 
 
 def test_verify_chain_action_flags_a_tampered_session(staff_client, seeded):
-    broken, intact = seeded.sessions[0], seeded.sessions[1]
+    broken, intact = seeded.session("call-intake-0001"), seeded.session("call-payment-0002")
     bad_seq = _tamper(broken, 2)
     response = staff_client.post(
         _admin_url(Session, "changelist"),
@@ -117,14 +120,14 @@ def test_verify_chain_action_flags_a_tampered_session(staff_client, seeded):
 
 def test_the_session_page_does_not_walk_the_log(staff_client, seeded, django_assert_max_num_queries):
     # Verifying walks a whole log: only the explicit action does it, never a page view.
-    session = seeded.sessions[0]
+    session = seeded.session("call-intake-0001")
     with django_assert_max_num_queries(12) as queries:
         assert staff_client.get(_admin_url(Session, "change", session.pk)).status_code == 200
     assert not any("canonical" in query["sql"] for query in queries.captured_queries)
 
 
 def test_session_admin_shows_the_verified_root_and_links_to_both_report_downloads(staff_client, seeded):
-    session = seeded.sessions[0]
+    session = seeded.session("call-intake-0001")
     page = staff_client.get(_admin_url(Session, "change", session.pk)).content.decode()
     assert verify_session(session).merkle_root_hex in page
     report_url = reverse("reports:session-report", args=[session.id])
@@ -135,11 +138,11 @@ def test_session_admin_shows_the_verified_root_and_links_to_both_report_download
 
 def test_sessions_cannot_be_added_or_deleted_in_the_admin(staff_client, seeded):
     assert staff_client.get(_admin_url(Session, "add")).status_code == 403
-    assert staff_client.get(_admin_url(Session, "delete", seeded.sessions[0].pk)).status_code == 403
+    assert staff_client.get(_admin_url(Session, "delete", seeded.session("call-intake-0001").pk)).status_code == 403
 
 
 def test_report_register_lists_downloads_and_is_read_only(staff_client, seeded):
-    session = seeded.sessions[0]
+    session = seeded.session("call-intake-0001")
     member_client = Client()
     member_client.force_login(seeded.account.memberships.get().user)
     for fmt in ("json", "pdf"):

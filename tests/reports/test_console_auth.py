@@ -51,12 +51,13 @@ def test_login_email_is_case_insensitive(client, seeded):
 
 
 def test_login_follows_a_local_next_url_but_not_an_external_one(client, seeded):
-    session_url = f"/sessions/{seeded.sessions[0].id}/"
+    session_url = f"/sessions/{seeded.session('call-intake-0001').id}/"
     response = client.post("/login/", {"username": DEMO_EMAIL, "password": DEMO_PASSWORD, "next": session_url})
     assert response["Location"] == session_url
     client.logout()
-    response = client.post("/login/", {"username": DEMO_EMAIL, "password": DEMO_PASSWORD,
-                                       "next": "https://evil.example/x"})  # fmt: skip
+    response = client.post(
+        "/login/", {"username": DEMO_EMAIL, "password": DEMO_PASSWORD, "next": "https://evil.example/x"}
+    )
     assert response["Location"] == "/sessions/"
 
 
@@ -88,8 +89,7 @@ def test_login_with_the_csrf_token_from_the_form_succeeds(seeded):
     client = Client(enforce_csrf_checks=True)
     client.get("/login/")
     token = client.cookies[settings.CSRF_COOKIE_NAME].value
-    response = client.post("/login/", {"username": DEMO_EMAIL, "password": DEMO_PASSWORD,
-                                       "csrfmiddlewaretoken": token})  # fmt: skip
+    response = client.post("/login/", {"username": DEMO_EMAIL, "password": DEMO_PASSWORD, "csrfmiddlewaretoken": token})
     assert response.status_code == 302
 
 
@@ -152,12 +152,20 @@ def test_a_successful_login_clears_the_failure_count(client, seeded):
 
 def test_api_login_failures_count_towards_the_console_throttle(client, seeded):
     for _ in range(LOGIN_FAILURE_LIMIT):
-        response = client.post("/api/v1/auth/login", {"email": DEMO_EMAIL, "password": "guess"},
-                               content_type="application/json", REMOTE_ADDR="10.2.0.1")  # fmt: skip
+        response = client.post(
+            "/api/v1/auth/login",
+            {"email": DEMO_EMAIL, "password": "guess"},
+            content_type="application/json",
+            REMOTE_ADDR="10.2.0.1",
+        )
         assert response.status_code == 401
     assert _sign_in(client, DEMO_EMAIL, DEMO_PASSWORD, REMOTE_ADDR="10.2.0.1").status_code == 429
-    response = client.post("/api/v1/auth/login", {"email": DEMO_EMAIL, "password": DEMO_PASSWORD},
-                           content_type="application/json", REMOTE_ADDR="10.2.0.1")  # fmt: skip
+    response = client.post(
+        "/api/v1/auth/login",
+        {"email": DEMO_EMAIL, "password": DEMO_PASSWORD},
+        content_type="application/json",
+        REMOTE_ADDR="10.2.0.1",
+    )
     assert response.status_code == 429
     assert response.json()["error"]["code"] == "rate_limited"
     assert int(response["Retry-After"]) > 0
@@ -165,7 +173,7 @@ def test_api_login_failures_count_towards_the_console_throttle(client, seeded):
 
 def test_sign_out_ends_the_session_and_the_session_page_then_asks_for_sign_in(client, seeded):
     _sign_in(client, DEMO_EMAIL, DEMO_PASSWORD)
-    session_url = f"/sessions/{seeded.sessions[0].id}/"
+    session_url = f"/sessions/{seeded.session('call-intake-0001').id}/"
     assert client.get(session_url).status_code == 200
     response = client.post("/logout/")
     assert response.status_code == 302
@@ -192,7 +200,7 @@ def test_sign_out_needs_a_csrf_token(seeded):
 
 
 def test_every_console_page_asks_an_anonymous_visitor_to_sign_in(client, seeded):
-    for url in ("/sessions/", f"/sessions/{seeded.sessions[0].id}/", "/agents/"):
+    for url in ("/sessions/", f"/sessions/{seeded.session('call-intake-0001').id}/", "/agents/"):
         response = client.get(url)
         assert response.status_code == 302
         assert response["Location"].startswith("/login/?next=")

@@ -21,17 +21,17 @@ def _issue(client, session, report_format: str = "json") -> str:
 
 
 def test_reports_issued_lists_the_accounts_downloads_newest_first(acme_client, globex_client, seeded):
-    first = _issue(acme_client, seeded.sessions[0], "json")
-    second = _issue(acme_client, seeded.sessions[2], "pdf")
-    other = _issue(globex_client, seeded.other_sessions[0], "json")
+    first = _issue(acme_client, seeded.session("call-intake-0001"), "json")
+    second = _issue(acme_client, seeded.session("call-rehydration-0003"), "pdf")
+    other = _issue(globex_client, seeded.session("globex-call-0001"), "json")
     html = acme_client.get("/reports/").content.decode()
     listed = re.findall(r'<span class="mono report-id">(rep_[0-9A-Z]{26})</span>', html)
     assert listed == [second, first]
-    assert other not in html and seeded.other_sessions[0].id not in html
+    assert other not in html and seeded.session("globex-call-0001").id not in html
     assert "demo@masker.local" in html  # who: the member's email, next to the register's usr_ id
     record = ReportRecord.objects.get(id=second)
     assert record.generated_by in html and record.merkle_root_hex in html
-    assert f'<a href="/sessions/{seeded.sessions[2].id}/" class="mono">' in html
+    assert f'<a href="/sessions/{seeded.session("call-rehydration-0003").id}/" class="mono small break">' in html
     assert re.search(r'<a href="/reports/" aria-current="page">Reports issued</a>', html)
 
 
@@ -44,10 +44,10 @@ def test_reports_issued_is_paginated_in_a_fixed_number_of_queries(acme_client, s
             html = acme_client.get(url).content.decode()
         return len(captured), html
 
-    _issue(acme_client, seeded.sessions[1])
+    _issue(acme_client, seeded.session("call-payment-0002"))
     few, _ = queries("/reports/")
     for _ in range(REPORTS_PER_PAGE + 1):
-        _issue(acme_client, seeded.sessions[1])
+        _issue(acme_client, seeded.session("call-payment-0002"))
     with django_assert_max_num_queries(12):
         many, page_one = queries("/reports/")
     assert few == many
@@ -58,8 +58,11 @@ def test_reports_issued_is_paginated_in_a_fixed_number_of_queries(acme_client, s
 
 
 def test_reports_issued_csv_has_every_record_of_the_account_only(acme_client, globex_client, seeded):
-    mine = {_issue(acme_client, seeded.sessions[0]), _issue(acme_client, seeded.sessions[3], "pdf")}
-    _issue(globex_client, seeded.other_sessions[0])
+    mine = {
+        _issue(acme_client, seeded.session("call-intake-0001")),
+        _issue(acme_client, seeded.session("call-vendor-0004"), "pdf"),
+    }
+    _issue(globex_client, seeded.session("globex-call-0001"))
     response = acme_client.get("/reports.csv")
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
@@ -71,8 +74,10 @@ def test_reports_issued_csv_has_every_record_of_the_account_only(acme_client, gl
     for record in ReportRecord.objects.filter(id__in=mine):
         row = by_id[record.id]
         assert (row["session_id"], row["format"], row["merkle_root_hex"]) == (
-            record.session_id, record.format, record.merkle_root_hex
-        )  # fmt: skip
+            record.session_id,
+            record.format,
+            record.merkle_root_hex,
+        )
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", row["generated_at"])
 
 

@@ -48,7 +48,7 @@ def test_a_call_whose_only_alert_is_degraded_detection_is_amber(acme_client, see
     from audit.writing import append_events, end_session, start_session
     from tests.conftest import T0
 
-    session, _ = start_session(seeded.sessions[0].agent, external_ref="amber-call", started_at=T0)
+    session, _ = start_session(seeded.session("call-intake-0001").agent, external_ref="amber-call", started_at=T0)
     append_events(session, [{"ts": format_ts(T0), "kind": "detection.degraded", "turn": 1, "reason": "ner_timeout"}])
     end_session(session, status="partial", now=T0 + timedelta(seconds=5))
     main = _main(acme_client.get(f"/sessions/{session.id}/").content.decode())

@@ -63,13 +63,13 @@ def test_json_and_pdf_of_every_seeded_session_agree(seeded, client):
 
 
 def test_embedded_json_is_exactly_the_json_download_of_that_report(seeded):
-    report = sign_report(build_session_report(seeded.sessions[0], generated_at=timezone.now()))
+    report = sign_report(build_session_report(seeded.session("call-intake-0001"), generated_at=timezone.now()))
     (embedded,) = pdf_attachments(render_report_pdf(report)).values()
     assert embedded == render_report_json(report)
 
 
 def test_every_page_shows_report_id_root_and_page_x_of_y(seeded, acme_client):
-    session = seeded.sessions[2]
+    session = seeded.session("call-rehydration-0003")
     pdf = acme_client.get(reverse("reports:session-report", args=[session.id]), {"format": "pdf"}).content
     pages = len(pdf_reader(pdf).pages)
     assert 2 <= pages <= 8
@@ -83,7 +83,7 @@ def test_every_page_shows_report_id_root_and_page_x_of_y(seeded, acme_client):
 
 
 def test_pdf_is_pdf_a_3b_with_metadata(seeded, acme_client):
-    session = seeded.sessions[0]
+    session = seeded.session("call-intake-0001")
     pdf = acme_client.get(reverse("reports:session-report", args=[session.id]), {"format": "pdf"}).content
     reader = pdf_reader(pdf)
     (embedded,) = pdf_attachments(pdf).values()
@@ -100,7 +100,9 @@ def test_pdf_is_pdf_a_3b_with_metadata(seeded, acme_client):
 
 
 def test_pdf_text_states_the_safe_harbor_limitation_and_statuses(seeded, acme_client):
-    pdf = acme_client.get(reverse("reports:session-report", args=[seeded.sessions[0].id]), {"format": "pdf"}).content
+    pdf = acme_client.get(
+        reverse("reports:session-report", args=[seeded.session("call-intake-0001").id]), {"format": "pdf"}
+    ).content
     text = " ".join(pdf_text(pdf).split())
     assert "no actual knowledge" in text
     assert "software cannot attest" in text

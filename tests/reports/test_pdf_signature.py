@@ -36,7 +36,7 @@ def _trusting_the_service(*others: asn1_x509.Certificate) -> ValidationContext:
 
 
 def test_pdf_signature_is_intact_covers_the_whole_file_and_keeps_pdf_a_and_the_signed_json(seeded):
-    session = seeded.sessions[2]
+    session = seeded.session("call-rehydration-0003")
     report = sign_report(build_session_report(session, generated_at=timezone.now()))
     pdf = render_report_pdf(report)
 
@@ -57,7 +57,9 @@ def test_pdf_signature_is_intact_covers_the_whole_file_and_keeps_pdf_a_and_the_s
 
 
 def test_a_pdf_changed_after_signing_no_longer_validates(seeded):
-    pdf = render_report_pdf(sign_report(build_session_report(seeded.sessions[0], generated_at=timezone.now())))
+    pdf = render_report_pdf(
+        sign_report(build_session_report(seeded.session("call-intake-0001"), generated_at=timezone.now()))
+    )
     tampered = bytearray(pdf)
     tampered[len(pdf) // 3] ^= 0x01  # one bit in the body the signature covers (the signature is appended)
     (embedded_signature,) = PdfFileReader(io.BytesIO(bytes(tampered)), strict=False).embedded_signatures
@@ -66,7 +68,7 @@ def test_a_pdf_changed_after_signing_no_longer_validates(seeded):
 
 
 def test_signing_adds_well_under_a_second(seeded):
-    report = sign_report(build_session_report(seeded.sessions[0], generated_at=timezone.now()))
+    report = sign_report(build_session_report(seeded.session("call-intake-0001"), generated_at=timezone.now()))
     render_report_pdf(report)  # warms the signer (key and certificate read once per process)
     unsigned = HTML(string=render_report_html(report)).write_pdf(pdf_variant="pdf/a-3b")
     started = time.perf_counter()
@@ -122,7 +124,9 @@ def local_tsa():
 
 def test_with_a_timestamping_authority_the_signature_carries_a_trusted_time(seeded, settings, local_tsa):
     settings.MASKER_TSA_URL, tsa_cert = local_tsa
-    pdf = render_report_pdf(sign_report(build_session_report(seeded.sessions[0], generated_at=timezone.now())))
+    pdf = render_report_pdf(
+        sign_report(build_session_report(seeded.session("call-intake-0001"), generated_at=timezone.now()))
+    )
     (embedded_signature,) = PdfFileReader(io.BytesIO(pdf)).embedded_signatures
     status = validate_pdf_signature(embedded_signature, _trusting_the_service(tsa_cert))
     assert status.intact and status.valid and status.coverage == SignatureCoverageLevel.ENTIRE_FILE

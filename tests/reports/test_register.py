@@ -11,7 +11,9 @@ from reports.models import ReportRecord
 
 @pytest.fixture
 def record(seeded, acme_client):
-    report = acme_client.get(reverse("reports:session-report", args=[seeded.sessions[0].id])).json()["report"]
+    report = acme_client.get(reverse("reports:session-report", args=[seeded.session("call-intake-0001").id])).json()[
+        "report"
+    ]
     return ReportRecord.objects.get(id=report["id"])
 
 
@@ -54,8 +56,9 @@ def test_sqlite_refuses_insert_or_replace_in_the_register(record):
 
 
 def test_register_is_read_only_in_the_admin(record, client):
-    staff = get_user_model().objects.create_superuser(username="ops@masker.test", email="ops@masker.test",
-                                                      password="pw-ops")  # fmt: skip
+    staff = get_user_model().objects.create_superuser(
+        username="ops@masker.test", email="ops@masker.test", password="pw-ops"
+    )
     client.force_login(staff)
     changelist = client.get(reverse("admin:reports_reportrecord_changelist"))
     assert changelist.status_code == 200

@@ -33,7 +33,7 @@ def signed_report(session: Session):
 
 
 def test_html_has_the_eleven_sections_in_order(seeded, django_assert_num_queries):
-    report = signed_report(seeded.sessions[0])
+    report = signed_report(seeded.session("call-intake-0001"))
     with django_assert_num_queries(0):  # templates never touch the database
         html = render_report_html(report)
     headings = re.findall(r'<h2 id="s(\d+)"><span class="num">\d+</span> ([^<]+)</h2>', html)
@@ -44,7 +44,7 @@ def test_html_has_the_eleven_sections_in_order(seeded, django_assert_num_queries
 
 
 def test_html_shows_each_safe_harbor_status_as_text_and_class(seeded):
-    html = render_report_html(signed_report(seeded.other_sessions[0]))  # audio policy: none, partial, n/a
+    html = render_report_html(signed_report(seeded.session("globex-call-0001")))  # audio policy: none, partial, n/a
     for status, label in (("full", "Full"), ("none", "None"), ("not_applicable", "Not applicable")):
         assert f'<span class="pill {status}">{label}</span>' in html
     matrix = html[html.index('<table class="data matrix">') :]
@@ -53,18 +53,36 @@ def test_html_shows_each_safe_harbor_status_as_text_and_class(seeded):
 
 
 def test_json_rendering_keeps_spec_key_order_and_utf8(seeded):
-    body = render_report_json(signed_report(seeded.sessions[0]))
+    body = render_report_json(signed_report(seeded.session("call-intake-0001")))
     assert body.startswith(b'{\n  "report": {\n    "schema": "masker.audit.v1",\n    "id": "rep_')
     assert body.endswith(b"}\n")
 
 
 def test_pdf_lists_are_capped_and_length_is_bounded(agent):
     session, _ = start_session(agent, external_ref="call-leaky", started_at=T0)
-    leaks = [{"ts": format_ts(T0 + timedelta(seconds=i)), "kind": "leak.detected", "turn": i, "entity_kind": "NAME",
-              "stage": "egress"} for i in range(400)]  # fmt: skip
+    leaks = [
+        {
+            "ts": format_ts(T0 + timedelta(seconds=i)),
+            "kind": "leak.detected",
+            "turn": i,
+            "entity_kind": "NAME",
+            "stage": "egress",
+        }
+        for i in range(400)
+    ]
     append_events(session, leaks)
-    hops = [{"ts": format_ts(T0), "kind": "egress.forwarded", "turn": 1, "hop": "llm", "vendor": f"vendor-{i}",
-             "baa": False, "retention_days": 1} for i in range(40)]  # fmt: skip
+    hops = [
+        {
+            "ts": format_ts(T0),
+            "kind": "egress.forwarded",
+            "turn": 1,
+            "hop": "llm",
+            "vendor": f"vendor-{i}",
+            "baa": False,
+            "retention_days": 1,
+        }
+        for i in range(40)
+    ]
     append_events(session, hops)
     report = signed_report(session)
     html = render_report_html(report)
@@ -79,8 +97,14 @@ def test_pdf_lists_are_capped_and_length_is_bounded(agent):
 
 def test_fetcher_refuses_network_urls_and_files_outside_the_assets(tmp_path):
     fetcher = LocalAssetFetcher(assets_dir())
-    for url in ("https://example.com/x.css", "http://127.0.0.1:8101/x.css", "ftp://example.com/x",
-                "data:text/css,body{}", "file:///etc/passwd", f"{assets_dir().as_uri()}/../../manage.py"):  # fmt: skip
+    for url in (
+        "https://example.com/x.css",
+        "http://127.0.0.1:8101/x.css",
+        "ftp://example.com/x",
+        "data:text/css,body{}",
+        "file:///etc/passwd",
+        f"{assets_dir().as_uri()}/../../manage.py",
+    ):
         with pytest.raises((PermissionError, ValueError)):
             fetcher.fetch(url)
     with pytest.raises(FileNotFoundError):
@@ -98,6 +122,6 @@ def test_a_remote_asset_stops_the_rendering_instead_of_being_fetched():
 def test_missing_template_is_a_report_generation_failure(seeded, settings):
     settings.MASKER_REPORT_TEMPLATE = "reports/no_such_template.html"
     with pytest.raises(ReportGenerationFailed) as caught:
-        render_report_pdf(signed_report(seeded.sessions[0]))
+        render_report_pdf(signed_report(seeded.session("call-intake-0001")))
     assert caught.value.code == "report_generation_failed"
     assert caught.value.__cause__ is not None

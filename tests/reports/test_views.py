@@ -49,7 +49,7 @@ def test_report_url_is_the_one_the_admin_links_to():
 
 
 def test_report_without_cookie_is_401(seeded):
-    response = Client().get(report_url(seeded.sessions[0].id))
+    response = Client().get(report_url(seeded.session("call-intake-0001").id))
     assert response.status_code == 401
     error_of(response, "unauthenticated", UNAUTHENTICATED)
 
@@ -57,7 +57,7 @@ def test_report_without_cookie_is_401(seeded):
 def test_report_with_garbage_cookie_is_401(seeded):
     client = Client()
     client.cookies["masker_session"] = "not-a-session-key"
-    response = client.get(report_url(seeded.sessions[0].id))
+    response = client.get(report_url(seeded.session("call-intake-0001").id))
     assert response.status_code == 401
     error_of(response, "unauthenticated", UNAUTHENTICATED)
 
@@ -65,7 +65,7 @@ def test_report_with_garbage_cookie_is_401(seeded):
 def test_report_with_expired_cookie_is_401(seeded, acme_client):
     key = acme_client.cookies["masker_session"].value
     DjangoSession.objects.filter(session_key=key).update(expire_date=timezone.now() - timedelta(seconds=1))
-    response = acme_client.get(report_url(seeded.sessions[0].id))
+    response = acme_client.get(report_url(seeded.session("call-intake-0001").id))
     assert response.status_code == 401
     error_of(response, "unauthenticated", UNAUTHENTICATED)
 
@@ -77,16 +77,22 @@ def test_unauthenticated_is_checked_before_format_and_lookup(seeded):
 
 
 def test_report_of_other_accounts_session_is_404(seeded, acme_client):
-    response = acme_client.get(report_url(seeded.other_sessions[0].id))
+    response = acme_client.get(report_url(seeded.session("globex-call-0001").id))
     assert response.status_code == 404
     error_of(response, "session_not_found", "No such session.")
 
 
 @pytest.mark.parametrize(
     "bad_id",
-    ["sess_nonsense", "sess_01M8H5ZWSZ40WJ0JDEB2HJM43q", "agt_01M8H5ZWRZ98MA3YDMWPHXP7AJ", "1",
-     "sess_01M8H5ZWSZ40WJ0JDEB2HJM43QQ", "sess_01M8H5ZWSZ40WJ0JDEB2HJM43I"],
-)  # fmt: skip
+    [
+        "sess_nonsense",
+        "sess_01M8H5ZWSZ40WJ0JDEB2HJM43q",
+        "agt_01M8H5ZWRZ98MA3YDMWPHXP7AJ",
+        "1",
+        "sess_01M8H5ZWSZ40WJ0JDEB2HJM43QQ",
+        "sess_01M8H5ZWSZ40WJ0JDEB2HJM43I",
+    ],
+)
 def test_report_of_malformed_id_is_404(seeded, acme_client, bad_id):
     response = acme_client.get(report_url(bad_id))
     assert response.status_code == 404
@@ -101,20 +107,20 @@ def test_report_of_unknown_id_is_404(seeded, acme_client):
 
 @pytest.mark.parametrize("fmt", ["xml", "PDF", "", "json,pdf"])
 def test_report_in_unknown_format_is_400(seeded, acme_client, fmt):
-    response = acme_client.get(report_url(seeded.sessions[0].id), {"format": fmt})
+    response = acme_client.get(report_url(seeded.session("call-intake-0001").id), {"format": fmt})
     assert response.status_code == 400
     error_of(response, "invalid_format", "format must be 'json' or 'pdf'.", {"allowed": ["json", "pdf"]})
 
 
 def test_format_is_checked_before_the_lookup(seeded, acme_client):
-    response = acme_client.get(report_url(seeded.other_sessions[0].id), {"format": "xml"})
+    response = acme_client.get(report_url(seeded.session("globex-call-0001").id), {"format": "xml"})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_format"
 
 
 @pytest.mark.tampers
 def test_tampered_chain_is_409_naming_the_first_bad_seq(seeded, acme_client, caplog):
-    session = seeded.sessions[0]
+    session = seeded.session("call-intake-0001")
     with append_only_guard_lifted(), connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {AuditEvent._meta.db_table} SET canonical = REPLACE(canonical, 'PHONE', 'EMAIL') "
@@ -138,7 +144,7 @@ def test_pdf_rendering_failure_is_500_with_request_id_and_logged(seeded, acme_cl
     caplog.handler.addFilter(RequestIDLogFilter())  # as the console handler of settings.LOGGING does
     # A real failure: the assets directory lacks the stylesheet, and the local-only fetcher makes that fatal.
     settings.MASKER_REPORT_ASSETS_DIR = tmp_path
-    session = seeded.sessions[0]
+    session = seeded.session("call-intake-0001")
     response = acme_client.get(report_url(session.id), {"format": "pdf"})
     assert response.status_code == 500
     error_of(response, "report_generation_failed", "The report could not be rendered.")
@@ -154,7 +160,7 @@ def test_pdf_rendering_failure_is_500_with_request_id_and_logged(seeded, acme_cl
 
 
 def test_json_report_response(seeded, acme_client):
-    session = seeded.sessions[0]
+    session = seeded.session("call-intake-0001")
     response = acme_client.get(report_url(session.id))
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
@@ -167,7 +173,7 @@ def test_json_report_response(seeded, acme_client):
 
 
 def test_pdf_report_response(seeded, acme_client):
-    session = seeded.sessions[1]
+    session = seeded.session("call-payment-0002")
     response = acme_client.get(report_url(session.id), {"format": "pdf"})
     assert response.status_code == 200
     assert response["Content-Type"] == "application/pdf"
@@ -177,14 +183,14 @@ def test_pdf_report_response(seeded, acme_client):
 
 
 def test_each_call_issues_a_new_report_id(seeded, acme_client):
-    url = report_url(seeded.sessions[0].id)
+    url = report_url(seeded.session("call-intake-0001").id)
     first, second = (acme_client.get(url).json()["report"] for _ in range(2))
     assert first["id"] != second["id"]
     assert first["merkle_root_hex"] == second["merkle_root_hex"]
 
 
 def test_every_issued_report_is_recorded_in_the_register(seeded, acme_client):
-    session = seeded.sessions[2]
+    session = seeded.session("call-rehydration-0003")
     json_report = acme_client.get(report_url(session.id)).json()["report"]
     pdf_response = acme_client.get(report_url(session.id), {"format": "pdf"})
     records = list(ReportRecord.objects.filter(session=session).order_by("generated_at"))
@@ -202,21 +208,25 @@ def test_every_issued_report_is_recorded_in_the_register(seeded, acme_client):
 def test_bearer_token_with_reports_read_gets_the_report(seeded):
     token, secret = ApiToken.issue(account=seeded.account, scopes=["reports:read"])
     client = Client(headers={"Authorization": f"Bearer {secret}"})
-    response = client.get(report_url(seeded.sessions[0].id))
+    response = client.get(report_url(seeded.session("call-intake-0001").id))
     assert response.status_code == 200
     assert ReportRecord.objects.get(id=response.json()["report"]["id"]).generated_by == token.id
 
 
 def test_bearer_token_without_reports_read_is_403(seeded):
     _, secret = ApiToken.issue(account=seeded.account, scopes=["sessions:read", "events:write"])
-    response = Client(headers={"Authorization": f"Bearer {secret}"}).get(report_url(seeded.sessions[0].id))
+    response = Client(headers={"Authorization": f"Bearer {secret}"}).get(
+        report_url(seeded.session("call-intake-0001").id)
+    )
     assert response.status_code == 403
     error_of(response, "forbidden", "This token lacks the 'reports:read' scope.")
 
 
 def test_bearer_token_of_other_account_gets_404(seeded):
     _, secret = ApiToken.issue(account=seeded.other_account, scopes=["reports:read"])
-    response = Client(headers={"Authorization": f"Bearer {secret}"}).get(report_url(seeded.sessions[0].id))
+    response = Client(headers={"Authorization": f"Bearer {secret}"}).get(
+        report_url(seeded.session("call-intake-0001").id)
+    )
     assert response.status_code == 404
     error_of(response, "session_not_found", "No such session.")
 
@@ -224,13 +234,15 @@ def test_bearer_token_of_other_account_gets_404(seeded):
 def test_revoked_token_is_401(seeded):
     token, secret = ApiToken.issue(account=seeded.account, scopes=["reports:read"])
     token.revoke()
-    response = Client(headers={"Authorization": f"Bearer {secret}"}).get(report_url(seeded.sessions[0].id))
+    response = Client(headers={"Authorization": f"Bearer {secret}"}).get(
+        report_url(seeded.session("call-intake-0001").id)
+    )
     assert response.status_code == 401
     error_of(response, "unauthenticated", "Invalid or revoked API token.")
 
 
 def test_report_queries_are_bounded_whatever_the_log_size(seeded, acme_client, django_assert_max_num_queries):
-    small = seeded.sessions[5]  # the live call: still open
+    small = seeded.session("call-live-0006")  # the live call: still open
     with django_assert_max_num_queries(12):
         assert acme_client.get(report_url(small.id)).status_code == 200
     append_events(small, many_events(900, start=small.started_at))
@@ -251,9 +263,25 @@ def test_schema_file_is_served_publicly():
 
 
 FULL_DEFAULT = dict.fromkeys(
-    ["A_names", "B_geo", "C_dates", "D_phone", "E_fax", "F_email", "G_ssn", "H_mrn", "I_health_plan", "J_account",
-     "K_license", "L_vehicle", "M_device", "N_url", "O_ip"], "full",
-) | {"P_biometric": "not_applicable", "Q_photo": "not_applicable", "R_other": "partial"}  # fmt: skip
+    [
+        "A_names",
+        "B_geo",
+        "C_dates",
+        "D_phone",
+        "E_fax",
+        "F_email",
+        "G_ssn",
+        "H_mrn",
+        "I_health_plan",
+        "J_account",
+        "K_license",
+        "L_vehicle",
+        "M_device",
+        "N_url",
+        "O_ip",
+    ],
+    "full",
+) | {"P_biometric": "not_applicable", "Q_photo": "not_applicable", "R_other": "partial"}
 NOTHING_TEXT = dict.fromkeys(FULL_DEFAULT, "none") | {"P_biometric": "not_applicable", "Q_photo": "not_applicable"}
 
 
@@ -261,21 +289,29 @@ NOTHING_TEXT = dict.fromkeys(FULL_DEFAULT, "none") | {"P_biometric": "not_applic
     ("policy_text", "expected", "percent"),
     [
         (HEALTHCARE_DEFAULT, FULL_DEFAULT, 96.9),
-        (DATES_PARTIAL, NOTHING_TEXT | {"A_names": "full", "B_geo": "partial", "C_dates": "partial", "D_phone": "full"},
-         18.8),
+        (
+            DATES_PARTIAL,
+            NOTHING_TEXT | {"A_names": "full", "B_geo": "partial", "C_dates": "partial", "D_phone": "full"},
+            18.8,
+        ),
         (PASSTHROUGH, NOTHING_TEXT | {"F_email": "full", "J_account": "partial"}, 9.4),
         (AUDIO_NOT_KEPT, NOTHING_TEXT | {"A_names": "full", "P_biometric": "full"}, 11.8),
         (AUDIO_FORWARDED, NOTHING_TEXT | {"A_names": "full", "P_biometric": "none"}, 5.9),
     ],
     ids=["full-default", "dates-partial", "passthrough-kinds", "audio-not-kept", "audio-forwarded"],
-)  # fmt: skip
+)
 def test_safe_harbor_matrix_through_the_endpoint(seeded, acme_client, policy_text, expected, percent):
     # The seed already holds the full default policy (same name and version): reuse it.
     policy = Policy.objects.filter(account=seeded.account, yaml_text=policy_text).first() or Policy.objects.create(
         account=seeded.account, name="p", version=1, yaml_text=policy_text
     )
-    agent = Agent.objects.create(account=seeded.account, name=f"Agent {policy.name} {policy.version}",
-                                 platform="vapi", upstream_model="m", policy=policy)  # fmt: skip
+    agent = Agent.objects.create(
+        account=seeded.account,
+        name=f"Agent {policy.name} {policy.version}",
+        platform="vapi",
+        upstream_model="m",
+        policy=policy,
+    )
     session, _ = start_session(agent, external_ref="call-matrix", started_at=T0)
     report = acme_client.get(report_url(session.id)).json()["report"]
     assert report["safe_harbor_coverage"] == expected
@@ -285,7 +321,7 @@ def test_safe_harbor_matrix_through_the_endpoint(seeded, acme_client, policy_tex
 
 
 def test_head_on_a_report_is_405_and_issues_nothing(acme_client, seeded):
-    session = seeded.sessions[0]
+    session = seeded.session("call-intake-0001")
     registered = ReportRecord.objects.count()
 
     response = acme_client.head(report_url(session.id))

@@ -37,7 +37,7 @@ from verifier.pdfread import PdfDocument
 @pytest.fixture
 def evidence(seeded, acme_client, tmp_path) -> Evidence:
     """The downloads of the seeded intake call (sealed)."""
-    return fetch_evidence(acme_client, seeded.sessions[0].id, tmp_path / "evidence")
+    return fetch_evidence(acme_client, seeded.session("call-intake-0001").id, tmp_path / "evidence")
 
 
 def _report(evidence: Evidence, *, report: Path | None = None, events: Path | None = None) -> tuple[int, str]:
@@ -127,7 +127,7 @@ def test_an_event_after_session_ended_fails_naming_its_seq(evidence, tmp_path):
 
 
 def test_a_sealed_report_whose_log_does_not_end_with_session_ended_fails(seeded, acme_client, tmp_path):
-    session = seeded.sessions[0]
+    session = seeded.session("call-intake-0001")
     evidence = fetch_evidence(acme_client, session.id, tmp_path / "e")
     events = _events(evidence.events)[:-1]  # the log without its session.ended...
     lines = _rechain(events)
@@ -181,7 +181,7 @@ def test_an_event_more_than_five_minutes_before_the_start_fails(evidence, tmp_pa
 
 def test_a_seal_signed_by_an_unknown_key_fails(seeded, evidence, tmp_path):
     rogue = Ed25519PrivateKey.generate()
-    session = seeded.sessions[0]
+    session = seeded.session("call-intake-0001")
 
     def rogue_seal(report):
         seal = report["audit_integrity"]["seal"]
@@ -244,7 +244,7 @@ def _write_receipts(path: Path, receipts: list[dict]) -> Path:
 
 
 def test_receipts_of_a_real_session_verify_one_line_each(seeded, evidence, tmp_path):
-    session = seeded.sessions[0]
+    session = seeded.session("call-intake-0001")
     receipts = [_receipt(session, size) for size in (1, 5, session.tree_size)]
     path = _write_receipts(tmp_path / "receipts.ndjson", receipts)
     code, out = run_verifier("receipts", path, evidence.events, "--keys", evidence.keys)
@@ -255,7 +255,7 @@ def test_receipts_of_a_real_session_verify_one_line_each(seeded, evidence, tmp_p
 
 
 def test_a_receipt_detects_a_rewrite_of_the_events_it_covers(seeded, acme_client, tmp_path):
-    session = seeded.sessions[5]  # an open call: the proxy keeps appending
+    session = seeded.session("call-live-0006")  # an open call: the proxy keeps appending
     later = [{**e, "ts": format_ts(session.started_at + timedelta(minutes=1, seconds=i))}
              for i, e in enumerate(mixed_batch(1, 6))]  # fmt: skip
     append_events(session, later)
@@ -295,7 +295,7 @@ def test_a_receipt_detects_a_rewrite_of_the_events_it_covers(seeded, acme_client
 
 
 def test_the_receipts_the_service_answers_writes_with_verify_against_the_export(seeded, acme_client, tmp_path):
-    session = seeded.sessions[5]  # an open call
+    session = seeded.session("call-live-0006")  # an open call
     batch = [{**e, "ts": format_ts(session.started_at + timedelta(minutes=1, seconds=i))}
              for i, e in enumerate(mixed_batch(1, 5))]  # fmt: skip
     receipts = [start_receipt(session)]
@@ -314,7 +314,7 @@ def test_the_receipts_the_service_answers_writes_with_verify_against_the_export(
 
 
 def test_a_receipt_beyond_the_log_or_by_an_unknown_key_fails(seeded, evidence, tmp_path):
-    session = seeded.sessions[0]
+    session = seeded.session("call-intake-0001")
     good = _receipt(session, 3)
     longer = {**good, "tree_size": session.tree_size + 1}
     longer["signature"] = sign_object({k: v for k, v in longer.items() if k != "signature"})
@@ -351,7 +351,7 @@ def _pdf_of(html_report, attached_report, path: Path) -> Path:
 
 
 def test_the_pdf_check_prints_one_line_per_comparison(seeded, acme_client, tmp_path):
-    evidence = fetch_evidence(acme_client, seeded.sessions[0].id, tmp_path / "e", pdf=True)
+    evidence = fetch_evidence(acme_client, seeded.session("call-intake-0001").id, tmp_path / "e", pdf=True)
     code, out = run_verifier("pdf", evidence.pdf, "--events", evidence.events, "--keys", evidence.keys)
     assert code == 0, out
     for text in (
@@ -367,14 +367,14 @@ def test_the_pdf_check_prints_one_line_per_comparison(seeded, acme_client, tmp_p
 
 
 def test_a_pdf_whose_printed_figures_differ_from_its_signed_json_fails(seeded, tmp_path):
-    signed = issued_report(seeded.sessions[0])
+    signed = issued_report(seeded.session("call-intake-0001"))
     printed = replace(signed, summary=replace(signed.summary, total_redactions=signed.summary.total_redactions + 1))
     directory = tmp_path / "e"
     directory.mkdir()
     pdf = _pdf_of(printed, signed, directory / "altered.pdf")
     events = directory / "events.ndjson"
     events.write_bytes(b"".join(row.encode() + b"\n" for row in AuditEvent.objects.filter(
-        session=seeded.sessions[0]).order_by("seq").values_list("canonical", flat=True)))  # fmt: skip
+        session=seeded.session("call-intake-0001")).order_by("seq").values_list("canonical", flat=True)))  # fmt: skip
     code, out = run_verifier("pdf", pdf, "--events", events)
     assert code == 1, out
     stated, shown = signed.summary.total_redactions, signed.summary.total_redactions + 1
@@ -383,7 +383,7 @@ def test_a_pdf_whose_printed_figures_differ_from_its_signed_json_fails(seeded, t
 
 
 def test_the_pdf_and_the_console_say_where_the_offline_verifier_is(seeded, acme_client, tmp_path):
-    session = seeded.sessions[0]
+    session = seeded.session("call-intake-0001")
     evidence = fetch_evidence(acme_client, session.id, tmp_path / "e", pdf=True)
     document = PdfDocument(evidence.pdf.read_bytes())
     text = "".join("".join(document.page_text(page).split()) for page in document.pages())

@@ -37,7 +37,7 @@ from verifier.events import event_alert
 @pytest.fixture
 def evidence(seeded, acme_client, tmp_path) -> Evidence:
     """The downloads of the seeded intake call (the longest, sealed)."""
-    return fetch_evidence(acme_client, seeded.sessions[0].id, tmp_path / "evidence")
+    return fetch_evidence(acme_client, seeded.session("call-intake-0001").id, tmp_path / "evidence")
 
 
 def _verify(evidence: Evidence, *, events: Path | None = None, report: Path | None = None, keys=True):
@@ -169,13 +169,13 @@ def test_changing_a_field_that_is_no_figure_fails_the_signature(evidence, tmp_pa
 
 
 def test_report_signed_by_an_unknown_key_fails(seeded, acme_client, tmp_path, settings):
-    published = fetch_evidence(acme_client, seeded.sessions[0].id, tmp_path / "published")
+    published = fetch_evidence(acme_client, seeded.session("call-intake-0001").id, tmp_path / "published")
     signing.retire_public_key(signing.current_key().public_key)  # the seals it signed keep verifying
     rogue = Ed25519PrivateKey.generate()
     settings.MASKER_SIGNING_KEY = rogue.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    signed_by_rogue = fetch_evidence(acme_client, seeded.sessions[0].id, tmp_path / "rogue")
+    signed_by_rogue = fetch_evidence(acme_client, seeded.session("call-intake-0001").id, tmp_path / "rogue")
     rogue_kid = signing.key_id(rogue.public_key())
     out = _assert_fails(
         _verify(published, report=signed_by_rogue.report), f'report.signature: kid "{rogue_kid}" is not a published key'
@@ -208,7 +208,7 @@ def keys_dir(settings, tmp_path):
 
 
 def test_reports_signed_before_a_rotation_verify_with_the_published_old_key(keys_dir, seeded, acme_client, tmp_path):
-    session_id = seeded.sessions[0].id
+    session_id = seeded.session("call-intake-0001").id
     before = fetch_evidence(acme_client, session_id, tmp_path / "before", pdf=True)
     old_kid = json.loads(before.report.read_bytes())["report"]["signature"]["kid"]
     call_command("rotate_signing_key")
@@ -231,7 +231,7 @@ def test_reports_signed_before_a_rotation_verify_with_the_published_old_key(keys
 
 
 def test_pdf_without_its_json_attachment_fails(seeded, acme_client, tmp_path):
-    evidence = fetch_evidence(acme_client, seeded.sessions[0].id, tmp_path / "e", pdf=True)
+    evidence = fetch_evidence(acme_client, seeded.session("call-intake-0001").id, tmp_path / "e", pdf=True)
     writer = PdfWriter()
     for page in PdfReader(evidence.pdf).pages:
         writer.add_page(page)
@@ -244,12 +244,12 @@ def test_pdf_without_its_json_attachment_fails(seeded, acme_client, tmp_path):
 
 
 def test_pdf_whose_pages_show_another_report_than_its_attachment_fails(seeded, acme_client, tmp_path):
-    shown = fetch_evidence(acme_client, seeded.sessions[0].id, tmp_path / "shown", pdf=True)
-    attached = fetch_evidence(acme_client, seeded.sessions[1].id, tmp_path / "attached")
+    shown = fetch_evidence(acme_client, seeded.session("call-intake-0001").id, tmp_path / "shown", pdf=True)
+    attached = fetch_evidence(acme_client, seeded.session("call-payment-0002").id, tmp_path / "attached")
     writer = PdfWriter()
     for page in PdfReader(shown.pdf).pages:
         writer.add_page(page)
-    writer.add_attachment(f"masker-report-{seeded.sessions[1].id}.json", attached.report.read_bytes())
+    writer.add_attachment(f"masker-report-{seeded.session('call-payment-0002').id}.json", attached.report.read_bytes())
     mixed = BytesIO()
     writer.write(mixed)
     path = tmp_path / "mixed.pdf"
@@ -278,7 +278,7 @@ def test_events_converted_to_crlf_fail_once_naming_the_line_endings(evidence, tm
 
 
 def test_a_mid_call_report_verifies_against_a_later_longer_export(seeded, acme_client, tmp_path):
-    live = seeded.sessions[5]  # call-live-0006: still open
+    live = seeded.session("call-live-0006")  # call-live-0006: still open
     before = fetch_evidence(acme_client, live.id, tmp_path / "before")
     later = [dict(event, ts=format_ts(live.started_at + timedelta(seconds=60))) for event in mixed_batch(1, 4)]
     append_events(live, later)

@@ -84,7 +84,7 @@ def test_canonical_bytes_agree_with_the_rfc8785_package():
 
 
 def test_canonical_bytes_of_a_real_report_agree_with_the_rfc8785_package(seeded, acme_client, tmp_path):
-    evidence = fetch_evidence(acme_client, seeded.sessions[0].id, tmp_path)
+    evidence = fetch_evidence(acme_client, seeded.session("call-intake-0001").id, tmp_path)
     report = json.loads(evidence.report.read_bytes())["report"]
     assert canonical.canonical_bytes(report) == rfc8785.dumps(report)
 
@@ -222,7 +222,7 @@ def _oldest_promised_python() -> str:
 
 
 def test_the_pyz_runs_under_the_oldest_python_the_readme_promises(seeded, acme_client, tmp_path):
-    evidence = fetch_evidence(acme_client, seeded.sessions[0].id, tmp_path / "evidence")
+    evidence = fetch_evidence(acme_client, seeded.session("call-intake-0001").id, tmp_path / "evidence")
     pyz = tmp_path / "masker-verify.pyz"
     pyz.write_bytes(build_verifier_pyz())
     python = _oldest_promised_python()
