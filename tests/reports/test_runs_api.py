@@ -3,10 +3,15 @@
 register hold."""
 
 import hashlib
+import io
 import json
+import subprocess
+import sys
+import zipfile
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from audit.models import Session
@@ -320,3 +325,25 @@ def test_the_sweep_queues_abandoned_work_again(world, settings, django_capture_o
     queued.refresh_from_db()
     assert queued.due_at > timezone.now()
     assert requeue_abandoned() == 0
+
+
+def test_a_bundle_run_stores_the_evidence_zip_which_verifies_offline(world, tmp_path):
+    client = world.client()
+    body = {"scope": "account", **RANGE, "formats": ["json", "pdf"], "bundle": True}
+    run = run_here(ReportRun.objects.get(pk=_post(client, body).json()["id"]))
+    assert run.status == "succeeded", run.error
+    files = {f["content_type"]: f for f in client.get(f"{URL}/{run.id}").json()["files"]}
+    bundle = files["application/zip"]
+    assert bundle["name"] == f"evidence-{run.id}.zip"
+    data = _download(client, bundle)
+    assert hashlib.sha256(data).hexdigest() == bundle["sha256"]
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.read("report.json") == _download(client, files["application/json"])
+    path = tmp_path / bundle["name"]
+    path.write_bytes(data)
+    checked = subprocess.run([sys.executable, "-m", "verifier", "bundle", str(path)], capture_output=True, text=True,
+                             cwd=settings.BASE_DIR)  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "VERIFIED" in checked.stdout
+    registered = {k: bundle[k] for k in ("name", "content_type", "size", "sha256")}
+    assert registered in ReportRecord.objects.get(run=run).files
