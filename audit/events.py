@@ -85,7 +85,7 @@ KIND_FIELDS: dict[str, dict[str, Any]] = {
         "turn": TURN,
         "pass": {"enum": list(PASSES)},
         "entity_kind": ENTITY,
-        "span": {"type": "array", "items": [COUNT, COUNT], "additionalItems": False, "minItems": 2, "maxItems": 2},
+        "span": {"type": "array", "items": COUNT, "minItems": 2, "maxItems": 2},
         "confidence": {"type": "number", "minimum": 0, "maximum": 1},
         "action": {"enum": list(ACTIONS)},
         "token_kind": {"enum": list(TOKEN_KINDS)},
@@ -209,7 +209,6 @@ def _describe(error) -> list[tuple[str, str]]:
         "maximum": lambda: f"must be <= {value}",
         "minItems": lambda: f"must have at least {value} items",
         "maxItems": lambda: f"must have at most {value} items",
-        "additionalItems": lambda: "has too many items",
     }
     describe = messages.get(rule)
     return [(path or "<event>", describe() if describe else f"fails the '{rule}' rule")]

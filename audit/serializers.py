@@ -5,6 +5,7 @@ transcript, a name, a phone number) can reach the database through a session's `
 ``platform``. Error messages name the field and the rule, never the submitted value.
 """
 
+import copy
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -281,30 +282,11 @@ def idempotency_key_of(request) -> str | None:
 # --- OpenAPI description of a batch: each client kind's exact schema (audit/events.py is the source of truth).
 
 
-def _openapi(schema: dict) -> dict:
-    """Draft-7 → OpenAPI 3.0: a two-item tuple (``span``) becomes an array of two items of the same type."""
-    if isinstance(schema, dict):
-        out = {}
-        for key, value in schema.items():
-            if key == "items" and isinstance(value, list):
-                out["items"] = _openapi(value[0])
-            elif key == "additionalItems":
-                continue
-            elif key == "const":
-                out["enum"] = [value]
-            else:
-                out[key] = _openapi(value)
-        return out
-    if isinstance(schema, list):
-        return [_openapi(item) for item in schema]
-    return schema
-
-
 CLIENT_EVENT_KINDS = [kind for kind in EVENT_KINDS if kind not in SERVER_KINDS]
 
 
 def _client_kind_schema(kind: str) -> dict:
-    schema = _openapi(input_event_schema(kind))
+    schema = copy.deepcopy(input_event_schema(kind))
     schema["properties"]["kind"] = {"type": "string", "enum": [kind]}  # each alternative names its own kind
     return {"title": kind, **schema}
 

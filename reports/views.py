@@ -56,37 +56,6 @@ class IgnoreFormatNegotiation(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-def _openapi_30(node: Any) -> Any:
-    """The JSON Schema file (draft 2020-12) as an OpenAPI 3.0 schema object: refs inlined, ``const`` as a
-    one-value enum, ``null`` alternatives as ``nullable``; ``propertyNames`` dropped (3.0 has no such keyword)."""
-    if isinstance(node, list):
-        return [_openapi_30(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        if key in ("$schema", "$defs", "propertyNames", "if", "then", "else"):
-            continue
-        if key == "const":
-            out["enum"] = [value]
-        elif key == "type" and isinstance(value, list):
-            kinds = [kind for kind in value if kind != "null"]
-            out["type"] = kinds[0]
-            if "null" in value:
-                out["nullable"] = True
-        elif key == "anyOf" and any(option == {"type": "null"} for option in value):
-            (other,) = [option for option in value if option != {"type": "null"}]
-            out.update(_openapi_30(other))
-            out["nullable"] = True
-        else:
-            out[key] = _openapi_30(value)
-    if out.get("type") == "null":  # an always-null field (e.g. an open seal's sealed_at)
-        out.pop("type")
-        out["nullable"] = True
-        out["enum"] = [None]
-    return out
-
-
 def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
     if isinstance(node, list):
         return [_inline_refs(item, defs) for item in node]
@@ -117,7 +86,7 @@ def example_report() -> dict[str, Any]:
 @cache
 def report_openapi_schema(definition: str = "session_report") -> dict[str, Any]:
     """The response body ``{"report": ...}`` with the report of one scope (``session_report`` or
-    ``period_report``): OpenAPI 3.0 has no ``if``/``then``, so each operation shows its own scope's report."""
+    ``period_report``), its references resolved: each operation shows its own scope's report."""
     schema = json.loads(audit_schema_bytes())
     body = {
         "type": "object",
@@ -125,7 +94,7 @@ def report_openapi_schema(definition: str = "session_report") -> dict[str, Any]:
         "required": ["report"],
         "additionalProperties": False,
     }
-    return _openapi_30(_inline_refs(body, schema["$defs"]))
+    return _inline_refs(body, schema["$defs"])
 
 
 class SessionReportView(ApiView):
