@@ -20,6 +20,7 @@ from masker.schema import ATTACHMENT, error_responses, response_header
 from reports.models import ReportRun, RunFile, RunFileNotFound
 from reports.period import parse_window
 from reports.runs import RunRequest, run_files_storage, start_run
+from reports.views import example_period_report, report_openapi_schema
 
 SCOPES = ("session", "agent", "account")
 FORMATS = ("json", "pdf")
@@ -332,13 +333,23 @@ class RunFileView(ApiView):
             response_header("Content-Disposition", ATTACHMENT, statuses=[200]),
         ],
         responses={
+            (200, "application/json"): OpenApiResponse(
+                response={"oneOf": [report_openapi_schema("period_report"), report_openapi_schema("session_report")]},
+                description="The signed report (Masker Audit Schema v1): a period report, or a session run's report.",
+                examples=[
+                    OpenApiExample(
+                        "An account run's report", value=example_period_report(), media_type="application/json"
+                    )
+                ],
+            ),
+        }
+        | {
             (200, media_type): OpenApiResponse(
                 response=OpenApiTypes.BINARY,
                 description=f"The {what}.",
                 examples=[OpenApiExample(what, value=example, media_type=media_type)],
             )
             for media_type, what, example in (
-                ("application/json", "signed report (JSON)", '{"report": {"schema": "masker-audit/v1", …}}'),
                 ("application/pdf", "PDF/A-3b report", "(the PDF file, binary: %PDF-…)"),
                 ("application/zip", "evidence bundle", "(the zip file, binary: PK…)"),
             )
