@@ -63,19 +63,27 @@ system-deps:
 	  echo "MASKER_SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')"; \
 	} > $@
 
-# Serve the console and API on http://127.0.0.1:8000 with seeded demo data (SQLite under var/, DEBUG on).
+# Serve the console and API on http://127.0.0.1:8000 with seeded demo data (SQLite under var/, DEBUG on), and a
+# report-run worker with its beat beside it (Celery on the filesystem broker under var/broker: no server needed).
 run: $(VENV)/.installed-run system-deps-run .env
 	@$(PY) manage.py migrate --noinput -v 0
 	@$(PY) manage.py seed_demo
-	@echo "Serving http://$(HOST):$(PORT)/ (console /login/, API /api/v1/, API docs /api/v1/docs). Ctrl-C stops."
-	@$(PY) manage.py runserver $(HOST):$(PORT) --skip-checks
+	@$(VENV)/bin/celery -A masker worker --beat --concurrency 1 --loglevel INFO --without-mingle --without-gossip \
+	  --schedule var/celerybeat-schedule >var/worker.log 2>&1 & worker=$$!; \
+	  trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT; \
+	  for i in $$(seq 600); do grep -q " ready\." var/worker.log && break; \
+	    kill -0 $$worker 2>/dev/null || { cat var/worker.log; exit 1; }; sleep 0.1; done; \
+	  echo "Report-run worker (pid $$worker, log var/worker.log):$$(grep -m1 ' ready\.' var/worker.log | sed 's/^[^]]*]//')"; \
+	  echo "Serving http://$(HOST):$(PORT)/ (console /login/, API /api/v1/, API docs /api/v1/docs). Ctrl-C stops."; \
+	  $(PY) manage.py runserver $(HOST):$(PORT) --skip-checks
 
 # The whole suite: lint, then pytest (DATABASE_URL picks the database; default SQLite).
 test: install system-deps architecture
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The shape CI holds: lint, the import contracts (pyproject.toml), migrations in step with the models, the deploy
-# check with production settings, and a type check that admits no error beyond .ci/mypy-baseline.txt.
+# check with production settings, and a type check that admits no error beyond .ci/mypy-baseline.txt (its Django
+# plugin loads the test settings without their clean-up: their folders go where the recipe removes them).
 architecture: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -87,7 +95,8 @@ architecture: install
 	  MASKER_HSTS_PRELOAD=1 MASKER_CREATE_DEV_KEY=1 MASKER_KEYS_DIR="$$keys" \
 	  $(PY) manage.py check --deploy --fail-level WARNING
 	keys=$$(mktemp -d) && trap 'rm -rf "$$keys"' EXIT && \
-	  { MASKER_KEYS_DIR="$$keys" $(VENV)/bin/mypy; test $$? -le 1; } | $(PY) .ci/mypy_baseline.py .ci/mypy-baseline.txt
+	  { MASKER_KEYS_DIR="$$keys" MASKER_RUN_FILES_DIR="$$keys/run-files" MASKER_BROKER_DIR="$$keys/broker" \
+	    $(VENV)/bin/mypy; test $$? -le 1; } | $(PY) .ci/mypy_baseline.py .ci/mypy-baseline.txt
 
 lint: install
 	$(VENV)/bin/ruff check .

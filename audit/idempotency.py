@@ -21,6 +21,7 @@ hold seqs, sizes and hashes, never event contents.
 
 import hashlib
 from dataclasses import dataclass
+from typing import NoReturn
 
 import orjson
 
@@ -48,11 +49,24 @@ def batch_fingerprint(events: object) -> str:
     """SHA-256 of the parsed batch with sorted keys. A batch orjson cannot encode (an integer beyond 64 bits) is
     never valid: it is answered by the validation error."""
     try:
-        encoded = orjson.dumps(events, option=orjson.OPT_SORT_KEYS)
+        return json_fingerprint(events)
     except (orjson.JSONEncodeError, TypeError):
         validate_events(events)  # raises ValidationFailed naming the index and field
         raise
-    return hashlib.sha256(encoded).hexdigest()
+
+
+def json_fingerprint(value: object) -> str:
+    """SHA-256 of a parsed JSON request body re-serialised with sorted keys: its meaning, not its bytes (any
+    idempotent request: event batches, report runs)."""
+    return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def refuse_reused_key(what: str) -> NoReturn:
+    """The answer to an ``Idempotency-Key`` reused with another request: 400 ``validation_failed`` naming it."""
+    raise ValidationFailed(
+        f"This Idempotency-Key was already used for a different {what}; use a new key.",
+        details={"field": "Idempotency-Key"},
+    )
 
 
 def append_summary(session: Session, rows: list[AuditEvent], receipt: dict) -> dict:
@@ -72,10 +86,7 @@ def append_summary(session: Session, rows: list[AuditEvent], receipt: dict) -> d
 
 def _replay(record: IdempotencyRecord, fingerprint: str) -> BatchOutcome:
     if record.request_sha256 != fingerprint:
-        raise ValidationFailed(
-            "This Idempotency-Key was already used for a different batch of this session; use a new key.",
-            details={"field": "Idempotency-Key"},
-        )
+        refuse_reused_key("batch of this session")
     return BatchOutcome(record.response_status, record.response_body, replayed=True)
 
 

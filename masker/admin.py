@@ -22,7 +22,7 @@ class ReadOnlyModelAdmin(admin.ModelAdmin):
 
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "created_at")
+    list_display = ("id", "name", "created_at", "report_retention_days")
     search_fields = ("id", "name")
 
 

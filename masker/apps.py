@@ -9,7 +9,7 @@ class MaskerConfig(AppConfig):
     verbose_name = "Masker"
 
     def ready(self) -> None:
-        # The working folders the settings name (the default SQLite file's, collected static files): made when the
-        # service starts, so importing the settings has no side effect.
-        for folder in (settings.VAR_DIR, settings.STATIC_ROOT):
+        # The working folders the settings name (the default SQLite file's, collected static files, the serverless
+        # broker's): made when the service (or a worker) starts, so importing the settings has no side effect.
+        for folder in (settings.VAR_DIR, settings.STATIC_ROOT, *settings.BROKER_FOLDERS):
             Path(folder).mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ from functools import partial
 
 from ulid import ULID
 
-PREFIXES = ("acc", "usr", "agt", "pol", "sess", "evt", "rep", "req", "key")
+PREFIXES = ("acc", "usr", "agt", "pol", "sess", "evt", "rep", "req", "key", "run")
 _ULID_BODY = "[0-9A-HJKMNP-TV-Z]{26}"
 _PATTERNS = {prefix: re.compile(rf"^{prefix}_{_ULID_BODY}$") for prefix in PREFIXES}
 

@@ -59,12 +59,17 @@ class AppendOnlyModel(models.Model):
         raise AppendOnlyError(f"{self._meta.verbose_name_plural} are append-only")
 
 
+DEFAULT_REPORT_RETENTION_DAYS = 6 * 365
+
+
 class Account(models.Model):
     """A tenant: owns agents, policies, sessions and API tokens."""
 
     id = models.CharField(primary_key=True, max_length=40, default=id_factory("acc"), editable=False)
     name = models.CharField(max_length=200, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # How long the files of a succeeded report run are kept (days): HIPAA keeps documentation 6 years.
+    report_retention_days = models.PositiveIntegerField(default=DEFAULT_REPORT_RETENTION_DAYS)
 
     def __str__(self) -> str:
         return f"{self.name} ({self.id})"

@@ -5,6 +5,7 @@ when DEBUG is on. `DATABASE_URL` picks the database (default: an SQLite file und
 from the environment are read from `.env` when there is one (see ENV_FILE).
 """
 
+import json
 import os
 import re
 from pathlib import Path
@@ -238,6 +239,72 @@ MASKER_REPORT_ASSETS_DIR = BASE_DIR / "static" / "reports"
 
 # A synchronous period report walks at most this many events (the window's sessions' sizes); more is 422.
 MASKER_SYNC_REPORT_MAX_EVENTS = env_int("MASKER_SYNC_REPORT_MAX_EVENTS", 2_000_000)
+
+# Report runs (reports.runs) on the job engine, Celery. The broker: Redis in production (redis://host:6379/0);
+# unset, a folder under var/ (kombu's filesystem transport: no server, one machine, for development).
+MASKER_BROKER_URL = os.environ.get("MASKER_BROKER_URL", "")
+BROKER_FOLDERS: list[Path] = []
+BROKER_DIR = Path(os.environ.get("MASKER_BROKER_DIR", VAR_DIR / "broker"))
+CELERY_BROKER_URL = MASKER_BROKER_URL or "filesystem://"
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object]
+if MASKER_BROKER_URL:
+    # A message a worker took and never acknowledged (it died) is handed out again after this many seconds.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("MASKER_BROKER_VISIBILITY_TIMEOUT", 3600)}
+else:
+    BROKER_FOLDERS = [BROKER_DIR / folder for folder in ("out", "processed", "control")]  # made at start-up
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "out"),
+        "data_folder_out": str(BROKER_DIR / "out"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),  # the exchanges' tables (default: ./control)
+        "store_processed": False,
+        "polling_interval": 0.2,  # seconds an idle worker waits before looking at the folder again (default 1)
+    }
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("MASKER_RUN_QUEUE", "masker")
+CELERY_TASK_IGNORE_RESULT = True  # no result backend: a run's state is in the database
+CELERY_TASK_ACKS_LATE = True  # a message is acknowledged once its task finished, so a lost worker's task runs again
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # a worker holds only the task it runs; the rest wait for any worker
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # LOGGING below (no PHI in logs) applies to workers too
+CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+# A chunk's walk: about this many events per chunk (whole sessions, in session-id order).
+MASKER_RUN_CHUNK_EVENTS = env_int("MASKER_RUN_CHUNK_EVENTS", 100_000)
+# A claimed chunk (or an assembly) not finished within this many seconds counts as abandoned (its worker died) and
+# is queued again by the beat task below; a slower one then merely runs twice (chunks are idempotent).
+MASKER_RUN_LEASE_SECONDS = env_int("MASKER_RUN_LEASE_SECONDS", 900)
+# Tries per chunk before the run fails.
+MASKER_RUN_MAX_ATTEMPTS = env_int("MASKER_RUN_MAX_ATTEMPTS", 3)
+CELERY_BEAT_SCHEDULE = {
+    "requeue-abandoned-run-work": {
+        "task": "reports.requeue_abandoned",
+        "schedule": float(env_int("MASKER_RUN_REQUEUE_INTERVAL", 60)),
+    },
+    "purge-expired-run-files": {
+        "task": "reports.purge_expired_files",
+        "schedule": float(env_int("MASKER_RUN_PURGE_INTERVAL", 3600)),
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# The files of succeeded runs, written once through Django's storage API: a folder by default, or any storage
+# backend (e.g. django-storages' S3) named by MASKER_RUN_FILES_STORAGE with MASKER_RUN_FILES_OPTIONS (JSON).
+MASKER_RUN_FILES_DIR = Path(os.environ.get("MASKER_RUN_FILES_DIR", VAR_DIR / "run-files"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "run_files": {
+        "BACKEND": os.environ.get("MASKER_RUN_FILES_STORAGE", "django.core.files.storage.FileSystemStorage"),
+        "OPTIONS": json.loads(os.environ.get("MASKER_RUN_FILES_OPTIONS", ""))
+        if os.environ.get("MASKER_RUN_FILES_OPTIONS")
+        else {
+            "location": str(MASKER_RUN_FILES_DIR),
+            "directory_permissions_mode": 0o700,
+            "file_permissions_mode": 0o600,
+        },
+    },
+}
 
 # Ed25519 signing key for reports and seals (docs/audit-log.md): MASKER_SIGNING_KEY (PEM or base64url raw seed)
 # or a key file.

@@ -50,6 +50,7 @@ from reports.values import (
     LIST_LIMIT,
     RETENTION_STATEMENT,
     SCHEMA,
+    Item,
     Signature,
 )
 from verifier.period import period_leaf_hash
@@ -216,6 +217,94 @@ class PeriodFold:
         self.entries.append((session_id, summary.tree_size, summary.merkle_root_hex, status, alerts, None, None))
         self.root.append(period_leaf_hash(session_id, summary.tree_size, summary.merkle_root_hex))
 
+    # --- partial folds: a report run walks its window in chunks (``reports.runs``), each on its own worker --------
+
+    def to_json(self) -> dict[str, Any]:
+        """The fold as JSON-ready values (never pickle: the database that keeps a chunk's partial figures is not
+        trusted to hold code). The period root is left out: ``from_json`` and ``merge`` recompute it from the
+        entries' period leaves."""
+        return {
+            "alerts": self.alerts,
+            **{name: _capped_json(getattr(self, name)) for name in _CAPPED},
+            "cards": [self.cards, self.cards_luhn_valid, self.cards_masked],
+            "hops": [[list(key), value] for key, value in self.hops.items()],
+            "payloads": self.payloads,
+            "payloads_unencrypted": self.payloads_unencrypted,
+            "redactions": [[list(key), count] for key, count in self.redactions.items()],
+            "rehydrations": self.rehydrations,
+            "total_events": self.total_events,
+            "policies": {sha: [*row[:4], sorted(row[4])] for sha, row in self.policies.items()},
+            "agents": self.agents,
+            "entries": [list(entry) for entry in self.entries],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "PeriodFold":
+        """The fold ``to_json`` wrote, its root recomputed from its entries."""
+        return cls.merge([data])
+
+    @classmethod
+    def merge(cls, parts: list[dict[str, Any]]) -> "PeriodFold":
+        """One fold from the ``to_json`` of folds over consecutive runs of sessions, given in session-id order: the
+        fold a single walk over all of them would have made. Counters add up (in first-seen order, as one walk
+        inserts them), capped lists keep their first ``LIST_LIMIT`` items in session order with every count, the
+        entries are concatenated and the period root is folded over their leaves."""
+        fold = cls()
+        for part in parts:
+            for kind, count in part["alerts"].items():
+                fold.alerts[kind] = fold.alerts.get(kind, 0) + count
+            for name in _CAPPED:
+                _merge_capped(getattr(fold, name), part[name])
+            cards, luhn_valid, masked = part["cards"]
+            fold.cards += cards
+            fold.cards_luhn_valid += luhn_valid
+            fold.cards_masked += masked
+            for key, (count, sessions) in part["hops"]:
+                hop = fold.hops.setdefault(tuple(key), [0, 0])
+                hop[0] += count
+                hop[1] += sessions
+            for what, count in part["payloads"].items():
+                fold.payloads[what] = fold.payloads.get(what, 0) + count
+            fold.payloads_unencrypted += part["payloads_unencrypted"]
+            fold.redactions.update({tuple(key): count for key, count in part["redactions"]})
+            fold.rehydrations += part["rehydrations"]
+            fold.total_events += part["total_events"]
+            for sha, (name, version, sessions, persisted, models) in part["policies"].items():
+                policy = fold.policies.setdefault(sha, [name, version, 0, 0, set()])
+                policy[2] += sessions
+                policy[3] += persisted
+                policy[4].update(models)
+            for agent_id, row in part["agents"].items():
+                into = fold.agents.setdefault(agent_id, [0, 0, 0, 0])
+                for i, value in enumerate(row):
+                    into[i] += value
+            for entry in part["entries"]:
+                session_id, size, root = entry[0], entry[1], entry[2]
+                fold.entries.append(tuple(entry))
+                fold.root.append(period_leaf_hash(session_id, size, root))
+        return fold
+
+
+_CAPPED = ("rehydration_failures", "leaks", "degraded", "card_alerts", "baa_alerts")
+
+
+def _capped_json(capped: Capped) -> dict[str, Any]:
+    return {
+        "count": capped.count,
+        "items": [
+            [item.session_id, item.seq, item.turn, item.ts, [list(f) for f in item.fields]] for item in capped.items
+        ],
+    }
+
+
+def _merge_capped(into: Capped, data: dict[str, Any]) -> None:
+    into.count += data["count"]
+    room = LIST_LIMIT - len(into.items)
+    for session_id, seq, turn, ts, fields in data["items"][: max(room, 0)]:
+        into.items.append(
+            Item(seq=seq, turn=turn, ts=ts, fields=tuple(tuple(f) for f in fields), session_id=session_id)
+        )
+
 
 # --- the value ------------------------------------------------------------------------------------------------------
 
@@ -279,9 +368,14 @@ def period_filename(report: PeriodReport, extension: str) -> str:
     return f"masker-report-{report.scope}-{subject}-{report.window.start:%Y%m%d}-{report.window.end:%Y%m%d}.{extension}"
 
 
-def record_period_report(report: PeriodReport, *, report_format: str, generated_by: str) -> ReportRecord:
-    """Add an issued period report to the append-only register: scope, agent, window, period root, events."""
+def record_period_report(
+    report: PeriodReport, *, report_format: str, generated_by: str, run_id: str | None = None, files: list | None = None
+) -> ReportRecord:
+    """Add an issued period report to the append-only register: scope, agent, window, period root, events; for a
+    report run, the run and its stored files' names, sizes and SHA-256."""
     return ReportRecord.objects.create(
+        run_id=run_id,
+        files=files or [],
         id=report.id,
         account_id=report.account_id,
         scope=report.scope,
@@ -353,12 +447,32 @@ def build_period_report(
             "narrow the window or start a report run (POST /api/v1/report-runs).",
             details={"events": claimed, "max_events": limit, "report_runs": "/api/v1/report-runs"},
         )
+    return _report_of(account, agent, window, generated_at, sessions, fold_sessions(sessions))
+
+
+def fold_sessions(sessions: list) -> PeriodFold:
+    """Walk and verify ``sessions`` (rows of ``window_sessions``, in its order) in one pass into a ``PeriodFold``:
+    the whole window for a synchronous report, one chunk of it for a report run."""
     anchors = recorded_anchors([session.id for session in sessions]) if sessions else {}
     claims = [
         SessionClaims.of(session, anchors.get(session.id, ()), snapshot_sha256=session.snapshot_sha256)
         for session in sessions
     ]
-    fold = walk_sessions(claims, PeriodFold())
+    return walk_sessions(claims, PeriodFold())
+
+
+def report_from_fold(
+    account: Account,
+    *,
+    agent: Agent | None,
+    window: Window,
+    generated_at: datetime,
+    session_ids: list[str],
+    fold: PeriodFold,
+) -> PeriodReport:
+    """The period report of a fold made elsewhere (a report run's merged chunks) over ``session_ids`` (session-id
+    order, the fold's entries' order): the same sections as ``build_period_report``'s, from the same code."""
+    sessions = list(window_sessions(account, agent=agent, window=window).filter(id__in=session_ids))
     return _report_of(account, agent, window, generated_at, sessions, fold)
 
 
@@ -617,6 +731,7 @@ def _verification(scope: str, window: Window) -> dict[str, Any]:
 
 
 __all__ = [
+    "PeriodFold",
     "PeriodReport",
     "Window",
     "WindowTooLarge",
@@ -624,5 +739,6 @@ __all__ = [
     "parse_window",
     "record_period_report",
     "render_period_json",
+    "report_from_fold",
     "sign_period_report",
 ]

@@ -181,9 +181,19 @@ def build_session_report(session: Session, *, generated_at: datetime) -> Session
     )
 
 
-def record_report(report: SessionReport, *, report_format: str, generated_by: str) -> ReportRecord:
-    """Add an issued report to the append-only register: id, scope, session, format, root, tree size, who, when."""
+def record_report(
+    report: SessionReport,
+    *,
+    report_format: str,
+    generated_by: str,
+    run_id: str | None = None,
+    files: list | None = None,
+) -> ReportRecord:
+    """Add an issued report to the append-only register: id, scope, session, format, root, tree size, who, when;
+    for a report run, the run and its stored files' names, sizes and SHA-256."""
     return ReportRecord.objects.create(
+        run_id=run_id,
+        files=files or [],
         id=report.id,
         account_id=report.cover.account.id,
         scope=report.scope,

@@ -83,7 +83,8 @@ def _wait_until_serving(url: str, server: subprocess.Popen) -> None:
 
 @pytest.fixture
 def demo_server(tmp_path):
-    """`make run`'s steps (migrate, seed_demo, runserver) on a free port and a temporary SQLite database."""
+    """`make run`'s steps (migrate, seed_demo, runserver and a worker) on a free port and a temporary SQLite
+    database."""
     env = _walk_env(tmp_path / "var")
     _manage(env, "migrate", "--noinput", "-v", "0")
     _manage(env, "seed_demo")
@@ -95,13 +96,34 @@ def demo_server(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+    # and, as `make run` does, a report-run worker with its beat beside it (the broker is a folder under var/)
+    worker_log = (tmp_path / "worker.log").open("wb")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "masker", "worker", "--beat", "--concurrency", "1", "--loglevel",
+         "INFO", "--without-mingle", "--without-gossip", "--schedule", str(tmp_path / "celerybeat-schedule")],
+        env=env, cwd=ROOT, stdout=worker_log, stderr=worker_log,
+    )  # fmt: skip
     try:
         _wait_until_serving(url, server)
+        _wait_until_ready(tmp_path / "worker.log", worker)
         yield url, env
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        for process in (server, worker):
+            process.terminate()
+            process.wait(timeout=30)
         server.stderr.close()
+        worker_log.close()
+
+
+def _wait_until_ready(log: Path, worker: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if " ready." in log.read_text(errors="replace"):
+            return
+        if worker.poll() is not None:
+            break
+        time.sleep(0.2)
+    pytest.fail(f"the worker did not start: {log.read_text(errors='replace')[-2000:]}")
 
 
 # The walk uses a SQLite database of its own whatever DATABASE_URL says: the PostgreSQL run would repeat it as is.

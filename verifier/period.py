@@ -43,7 +43,7 @@ def period_root(sessions: Iterable[tuple[str, int, str | None]]) -> bytes:
     return accumulator.root()
 
 
-# Figures summed over the verified sessions: report path -> the figure of one session's walk (``_Tally.figures``).
+# Figures summed over the verified sessions: report path -> the figure of one session's walk (``reports.tally.Tally``).
 SUMMED = (
     "summary.total_events",
     "summary.total_redactions",

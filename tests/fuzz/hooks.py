@@ -7,7 +7,9 @@ just before it is sent, and everything else the generator drew is sent as drawn:
 - an event's ``ts`` lies within ``MAX_SKEW`` of the server's clock (``audit.timestamps``): every well-formed
   ``ts`` becomes now (a malformed one, drawn to be refused, stays as it is);
 - an ``Idempotency-Key`` names one batch: each case gets a key of its own (the generator repeats short keys).
-The server, token and agent come from ``MASKER_FUZZ_BASE``, ``MASKER_FUZZ_TOKEN`` and ``MASKER_FUZZ_AGENT``.
+A report run's file is read from the run the test made (``MASKER_FUZZ_RUN``, its file ``MASKER_FUZZ_RUN_FILE``):
+ids drawn at random only ever name no run. The server, token and agent come from ``MASKER_FUZZ_BASE``,
+``MASKER_FUZZ_TOKEN`` and ``MASKER_FUZZ_AGENT``.
 """
 
 import os
@@ -20,6 +22,7 @@ import schemathesis
 from audit.timestamps import format_ts
 
 APPEND = "POST /api/v1/sessions/{session_id}/events"
+RUN_FILE = "GET /api/v1/report-runs/{run_id}/files/{name}"
 
 
 def _well_formed(value) -> bool:
@@ -43,6 +46,9 @@ def _open_session() -> str:
 
 @schemathesis.hook
 def before_call(ctx, case, **kwargs):
+    if case.operation.label == RUN_FILE:
+        case.path_parameters.update(run_id=os.environ["MASKER_FUZZ_RUN"], name=os.environ["MASKER_FUZZ_RUN_FILE"])
+        return
     if case.operation.label != APPEND:
         return
     case.path_parameters["session_id"] = _open_session()

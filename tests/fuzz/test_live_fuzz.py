@@ -13,13 +13,17 @@ import os
 import re
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
 from audit.demo import seed_demo
+from reports.models import ReportRun
 from tests.audit.api_support import issue_token
 from tests.live_gunicorn import ROOT, gunicorn
+from tests.reports.runs_support import run_here
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 EXAMPLES = int(os.environ.get("MASKER_FUZZ_EXAMPLES", "30"))
@@ -30,6 +34,9 @@ MIN_CASES = 1000
 def test_live_api_survives_a_schemathesis_run_with_every_check(live_db, tmp_path):
     demo = seed_demo()
     secret = issue_token(demo.account)
+    now = timezone.now()
+    run = run_here(ReportRun.objects.create(account=demo.account, scope="account", window_from=now - timedelta(days=30),
+                                            window_to=now, formats=["json"], created_by="fuzz"))  # fmt: skip
     schemathesis = Path(sys.executable).parent / "schemathesis"
     with gunicorn(workers=2, timeout=60) as base:
         command = [
@@ -62,6 +69,8 @@ def test_live_api_survives_a_schemathesis_run_with_every_check(live_db, tmp_path
             "MASKER_FUZZ_BASE": base,
             "MASKER_FUZZ_TOKEN": secret,
             "MASKER_FUZZ_AGENT": demo.session("call-intake-0001").agent_id,
+            "MASKER_FUZZ_RUN": run.id,
+            "MASKER_FUZZ_RUN_FILE": run.files.get().name,
         }
         run = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False, env=environment)
     output = run.stdout + run.stderr

@@ -13,8 +13,10 @@ from jsonschema import Draft202012Validator
 
 from audit.demo import DEMO_EMAIL, DEMO_PASSWORD
 from audit.writing import start_session
+from reports.models import ReportRun
 from tests.audit.api_support import bearer_client, issue_token, mixed_batch
 from tests.conftest import T0
+from tests.reports.runs_support import run_here
 
 # Headers the HTTP stack puts on responses whatever the operation (content framing, DRF's Allow, Django's
 # security middleware, CSP): transport, not the API's contract. The session cookie is renewed on every
@@ -179,6 +181,21 @@ def _live_answers(seeded, settings) -> list[tuple[str, str, object]]:
         record(template, "get", token.get(f"{url}?{window}&format=pdf"))
         record(template, "get", token.get(f"{url}?colour=red"))
     record("/api/v1/agents/{agent_id}/report", "get", token.get("/api/v1/agents/agt_nope/report"))
+    runs = "/api/v1/report-runs"
+    run_body = {"scope": "agent", "agent_id": agent_id, "from": "2026-04-01T00:00:00Z", "formats": ["json"]}
+    for _ in range(2):  # the second is a replay
+        started_run = token.post(runs, run_body, format="json", HTTP_IDEMPOTENCY_KEY="headers-run")
+        record(runs, "post", started_run)
+    record(runs, "post", token.post(runs, {"scope": "agent"}, format="json"))
+    run_id = started_run.json()["id"]
+    run_here(ReportRun.objects.get(pk=run_id))
+    record(runs, "get", token.get(runs))
+    record(runs, "get", token.get(f"{runs}?cursor=nope"))
+    record(runs + "/{run_id}", "get", token.get(f"{runs}/{run_id}"))
+    record(runs + "/{run_id}", "get", token.get(f"{runs}/run_nope"))
+    (file,) = token.get(f"{runs}/{run_id}").json()["files"]
+    record(runs + "/{run_id}/files/{name}", "get", token.get(file["url"]))
+    record(runs + "/{run_id}/files/{name}", "get", token.get(f"{runs}/{run_id}/files/nope.json"))
     record("/api/v1/auth/logout", "post", cookie.post("/api/v1/auth/logout"))
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"token": "1/min"}}
     limited = bearer_client(issue_token(seeded.account))
