@@ -36,11 +36,29 @@ class SessionAdmin(admin.ModelAdmin):
     search_fields = ("id", "external_ref")
     actions = ["verify_chains"]
     readonly_fields = [
-        "id", "account", "agent", "external_ref", "platform", "upstream_model", "started_at", "ended_at", "status",
-        "policy", "policy_name", "policy_version", "policy_sha256", "policy_snapshot", "tree_size", "chain_head",
-        "merkle_root", "redaction_count", "alert_count", "sealed_at", "seal_json",
+        "id",
+        "account",
+        "agent",
+        "external_ref",
+        "platform",
+        "upstream_model",
+        "started_at",
+        "ended_at",
+        "status",
+        "policy",
+        "policy_name",
+        "policy_version",
+        "policy_sha256",
+        "policy_snapshot",
+        "tree_size",
+        "chain_head",
+        "merkle_root",
+        "redaction_count",
+        "alert_count",
+        "sealed_at",
+        "seal_json",
         "report_links",
-    ]  # fmt: skip
+    ]
     exclude = ("merkle_frontier", "seal")
 
     def has_add_permission(self, request):
@@ -64,8 +82,9 @@ class SessionAdmin(admin.ModelAdmin):
     @admin.display(description="Report")
     def report_links(self, obj):
         url = reverse("reports:session-report", args=[obj.id])
-        return format_html('<a href="{}?format=json">Download JSON</a> · <a href="{}?format=pdf">Download PDF</a>',
-                           url, url)  # fmt: skip
+        return format_html(
+            '<a href="{}?format=json">Download JSON</a> · <a href="{}?format=pdf">Download PDF</a>', url, url
+        )
 
     # Verifying walks a whole log, so it is an explicit action (the same walk as the report and verify_chain),
     # never something a page view does.
@@ -89,17 +108,34 @@ class AuditEventAdmin(ReadOnlyModelAdmin):
     list_display = ("id", "session", "seq", "kind", "ts", "turn", "entity_kind")
     list_filter = ("kind",)
     search_fields = ("session__id", "id")
-    readonly_fields = ("id", "session", "seq", "kind", "ts", "turn", "entity_kind", "canonical", "event_hash",
-                       "prev_hash")  # fmt: skip
+    readonly_fields = (
+        "id",
+        "session",
+        "seq",
+        "kind",
+        "ts",
+        "turn",
+        "entity_kind",
+        "canonical",
+        "event_hash",
+        "prev_hash",
+    )
     show_full_result_count = False
 
 
 @admin.register(IdempotencyRecord)
 class IdempotencyRecordAdmin(ReadOnlyModelAdmin):
-    """The stored answers of keyed event batches (issue 5), for inspection only: they are written with the append."""
+    """The stored answers of keyed event batches, for inspection only: they are written with the append."""
 
     list_display = ("session", "key", "principal", "response_status", "created_at")
     search_fields = ("session__id", "key")
-    readonly_fields = ("session", "key", "request_sha256", "principal", "response_status", "response_body",
-                       "created_at")  # fmt: skip
+    readonly_fields = (
+        "session",
+        "key",
+        "request_sha256",
+        "principal",
+        "response_status",
+        "response_body",
+        "created_at",
+    )
     list_select_related = ("session",)

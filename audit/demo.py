@@ -105,16 +105,32 @@ def _at(start: datetime, seconds: float) -> str:
 
 
 def _redacted(start, t, turn, kind, span, *, pass_="regex", confidence=None, action="tokenize", token="MSKV1"):
-    event = {"ts": _at(start, t), "kind": "phi.redacted", "turn": turn, "pass": pass_, "entity_kind": kind,
-             "span": list(span), "action": action, "token_kind": token, "kid": "K_HEALTHCARE"}  # fmt: skip
+    event = {
+        "ts": _at(start, t),
+        "kind": "phi.redacted",
+        "turn": turn,
+        "pass": pass_,
+        "entity_kind": kind,
+        "span": list(span),
+        "action": action,
+        "token_kind": token,
+        "kid": "K_HEALTHCARE",
+    }
     if confidence is not None:
         event["confidence"] = confidence
     return event
 
 
 def _egress(start, t, turn, hop, vendor, baa, retention):
-    return {"ts": _at(start, t), "kind": "egress.forwarded", "turn": turn, "hop": hop, "vendor": vendor,
-            "baa": baa, "retention_days": retention}  # fmt: skip
+    return {
+        "ts": _at(start, t),
+        "kind": "egress.forwarded",
+        "turn": turn,
+        "hop": hop,
+        "vendor": vendor,
+        "baa": baa,
+        "retention_days": retention,
+    }
 
 
 def _call(agent: Agent, ref: str, start: datetime, batches: list[list[dict]], *, end: tuple[str, float] | None):

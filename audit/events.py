@@ -23,9 +23,28 @@ ZERO_HASH = "0" * 64
 
 # Canonical entity kinds (docs/audit-log.md; each maps to a Safe Harbor category in reports/safe_harbor.py).
 ENTITY_KINDS = (
-    "NAME", "ADDRESS", "ZIP", "DOB", "DATE", "AGE", "PHONE", "FAX", "EMAIL", "SSN", "MRN", "HEALTH_PLAN_ID",
-    "ACCOUNT", "CREDIT_CARD", "LICENSE", "VIN", "LICENSE_PLATE", "DEVICE_ID", "URL", "IP_ADDRESS", "OTHER_ID",
-)  # fmt: skip
+    "NAME",
+    "ADDRESS",
+    "ZIP",
+    "DOB",
+    "DATE",
+    "AGE",
+    "PHONE",
+    "FAX",
+    "EMAIL",
+    "SSN",
+    "MRN",
+    "HEALTH_PLAN_ID",
+    "ACCOUNT",
+    "CREDIT_CARD",
+    "LICENSE",
+    "VIN",
+    "LICENSE_PLATE",
+    "DEVICE_ID",
+    "URL",
+    "IP_ADDRESS",
+    "OTHER_ID",
+)
 ACTIONS = ("tokenize", "redact", "passthrough")
 TOKEN_KINDS = ("MSKV1", "MSK1", "REDACTED")
 PASSES = ("regex", "ner", "diarize")

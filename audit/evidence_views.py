@@ -1,4 +1,4 @@
-"""Independent verification API (issue 6): public keys, inclusion and consistency proofs, and the pieces of the
+"""Independent verification API: public keys, inclusion and consistency proofs, and the pieces of the
 NDJSON events export that ``audit.views.SessionEventsView.get`` uses.
 
 Views authenticate, look the session up scoped to the caller's account (another account's id is a 404), validate

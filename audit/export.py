@@ -1,4 +1,4 @@
-"""The audit log export (issue 6): a session's events as NDJSON, streamed in constant memory.
+"""The audit log export: a session's events as NDJSON, streamed in constant memory.
 
 Each line is one event's stored canonical bytes (RFC 8785, exactly as hashed at append) followed by ``\\n`` --
 nothing else: no header, no trailer, no re-serialisation. Anyone can therefore recompute every leaf hash as

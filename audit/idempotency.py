@@ -1,4 +1,4 @@
-"""Idempotent event batches (issue 5): a retried batch gets its original answer instead of a second append.
+"""Idempotent event batches: a retried batch gets its original answer instead of a second append.
 
 Contract of ``append_batch``:
 

@@ -179,7 +179,7 @@ class AuditEvent(AppendOnlyModel):
 
 
 class IdempotencyRecord(models.Model):
-    """The answer to one event batch posted with an ``Idempotency-Key`` (issue 5).
+    """The answer to one event batch posted with an ``Idempotency-Key``.
 
     A retry with the same key and the same body gets the stored answer instead of a second append; the same key
     with another body is refused. Written by the ingestion API inside the append's own transaction (under the

@@ -1,4 +1,4 @@
-"""RFC 9162 proofs over a session's audit log, built from the database (issue 6).
+"""RFC 9162 proofs over a session's audit log, built from the database.
 
 - ``build_inclusion_proof(session, seq, tree_size=None)``: the audit path of event ``seq`` in the tree of the
   first ``tree_size`` events (default: the session's current size), with the leaf hash and the root;

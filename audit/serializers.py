@@ -1,4 +1,4 @@
-"""Explicit serializers of the ingestion and read API (issue 5): strict inputs, representations field for field.
+"""Explicit serializers of the ingestion and read API: strict inputs, representations field for field.
 
 Inputs refuse unknown fields and accept only short, identifier-like strings, so no PHI-bearing free text (a
 transcript, a name, a phone number) can reach the database through a session's ``external_ref`` or
@@ -98,8 +98,9 @@ def _choice(choices, *, required: bool = True, **kwargs) -> serializers.ChoiceFi
     # DRF's default message echoes the submitted value; ours names the allowed values only.
     values = [c[0] if isinstance(c, tuple) else c for c in choices]
     message = "must be one of: " + ", ".join(values)
-    return serializers.ChoiceField(choices=choices, required=required, error_messages={"invalid_choice": message},
-                                   **kwargs)  # fmt: skip
+    return serializers.ChoiceField(
+        choices=choices, required=required, error_messages={"invalid_choice": message}, **kwargs
+    )
 
 
 def refuse_phi_shape(value: str) -> None:

@@ -1,4 +1,4 @@
-"""Ingestion and read API of sessions and agents (issue 5): one APIView per path, one method per operation.
+"""Ingestion and read API of sessions and agents: one APIView per path, one method per operation.
 
 Views authenticate (cookie or ``Bearer mk_…``), check the operation's scope (``masker.auth.HasScope``), look the
 object up scoped to the caller's account (another account's id is a 404), validate the envelope and call the
@@ -204,7 +204,7 @@ class SessionDetailView(ApiView):
 
 class SessionEventsView(ApiView):
     """``/sessions/{id}/events``: POST appends a batch (``events:write``); GET exports the log as NDJSON
-    (``sessions:read``, issue 6: ``audit.export``)."""
+    (``sessions:read``, built by ``audit.export``)."""
 
     required_scopes = {"GET": "sessions:read", "POST": "events:write"}
 

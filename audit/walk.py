@@ -87,10 +87,27 @@ class _EventFields(msgspec.Struct):
 # The fields of an event that reports read besides the common ones, each typed from the event schema; a field the
 # event's kind does not have is None. A walk decodes every event straight into an ``EventView`` and skips the rest.
 READ_FIELDS = (
-    "turn", "entity_kind", "pass", "action", "hop", "vendor", "baa", "retention_days", "reason", "stage",
-    "luhn_valid", "masked_before_egress", "what", "encrypted", "agent_id", "platform", "upstream_model", "policy",
-    "status", "duration_ms",
-)  # fmt: skip
+    "turn",
+    "entity_kind",
+    "pass",
+    "action",
+    "hop",
+    "vendor",
+    "baa",
+    "retention_days",
+    "reason",
+    "stage",
+    "luhn_valid",
+    "masked_before_egress",
+    "what",
+    "encrypted",
+    "agent_id",
+    "platform",
+    "upstream_model",
+    "policy",
+    "status",
+    "duration_ms",
+)
 EventView = msgspec.defstruct(
     "EventView",
     [(name, field_type(name) | None, None) for name in READ_FIELDS],
@@ -329,8 +346,12 @@ class ChainWalker:
         else:
             if self.ended_seq != last:
                 raise AuditChainBroken(SEAL, "the session is sealed, but its log does not end with session.ended")
-            signed = {"session_id": claims.session_id, "tree_size": size, "merkle_root_hex": root,
-                      "chain_head_hex": self.head}  # fmt: skip
+            signed = {
+                "session_id": claims.session_id,
+                "tree_size": size,
+                "merkle_root_hex": root,
+                "chain_head_hex": self.head,
+            }
             if any(seal.get(name) != value for name, value in signed.items()):
                 raise AuditChainBroken(SEAL, "the log does not match the session's signed seal")
             if not signature_verifies(seal):

@@ -57,11 +57,14 @@ def _check_times(session: Session, events: list[dict], now: datetime) -> None:
     """Event times within the session's bounds (``audit.timestamps``); 400 naming every index, never the value."""
     earliest, latest = earliest_ts(session.started_at), latest_ts(now)
     problems = [
-        {"index": index, "field": "ts", "message": "must lie between 5 minutes before the session's start and 5 "
-         "minutes from now"}
+        {
+            "index": index,
+            "field": "ts",
+            "message": "must lie between 5 minutes before the session's start and 5 minutes from now",
+        }
         for index, event in enumerate(events)
         if not earliest <= event["ts"] <= latest
-    ]  # fmt: skip
+    ]
     if problems:
         raise ValidationFailed(
             f"{len(problems)} event(s) in the batch are invalid; nothing was written.", details={"events": problems}
@@ -176,8 +179,17 @@ def append_events(
 
 
 def _refresh(target: Session, source: Session) -> None:
-    for field in ("tree_size", "chain_head", "merkle_frontier", "redaction_count", "alert_count", "status",
-                  "ended_at", "sealed_at", "seal"):  # fmt: skip
+    for field in (
+        "tree_size",
+        "chain_head",
+        "merkle_frontier",
+        "redaction_count",
+        "alert_count",
+        "status",
+        "ended_at",
+        "sealed_at",
+        "seal",
+    ):
         setattr(target, field, getattr(source, field))
 
 

@@ -1,4 +1,4 @@
-"""Sustained appends through ``append_events`` on PostgreSQL, in batches of 1,000 (issue 2: >= 5,000 events/s).
+"""Sustained appends through ``append_events`` on PostgreSQL, in batches of 1,000 (target: >= 5,000 events/s).
 
 Usage: .venv/bin/python bench/append.py [--events 200000] [--batch 1000]
 """

@@ -1,4 +1,4 @@
-"""NDJSON export of a 1M-event session on PostgreSQL (issue 6): >= 150,000 events/s, peak RSS growth <= 100 MB.
+"""NDJSON export of a 1M-event session on PostgreSQL: >= 150,000 events/s, peak RSS growth <= 100 MB.
 
 The export goes through the whole stack in this process -- WSGI handler, middleware, bearer-token authentication,
 ``SessionEventsView.get``, ``StreamingHttpResponse`` -- and is consumed block by block like a client reading a

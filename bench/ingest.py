@@ -1,4 +1,4 @@
-"""Ingestion over HTTP (issue 5): gunicorn on PostgreSQL, several client processes posting batches of 500.
+"""Ingestion over HTTP: gunicorn on PostgreSQL, several client processes posting batches of 500.
 
 Target: >= 2,000 events/s sustained with p99 batch latency < 500 ms. Everything stays on the loopback interface
 (127.0.0.1) and is bounded: a fixed number of client processes, each running for ``--seconds`` (and at most

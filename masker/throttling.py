@@ -27,7 +27,7 @@ from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 from rest_framework.settings import api_settings
-from rest_framework.throttling import BaseThrottle
+from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from masker.models import LoginFailureWindow, TokenRateWindow
 
@@ -102,15 +102,6 @@ class LoginLimitBackend(ModelBackend):
         return user
 
 
-_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_rate(rate: str) -> tuple[int, int]:
-    """``"6000/min"`` → (6000, 60): DRF's rate syntax (the period's first letter counts)."""
-    count, period = rate.split("/")
-    return int(count), _PERIODS[period.strip()[0]]
-
-
 def count_token_request(token_id: str, *, window_start: int) -> int:
     """Count one request of the token in the window starting at ``window_start``; returns the window's count.
 
@@ -129,26 +120,31 @@ def count_token_request(token_id: str, *, window_start: int) -> int:
     return count
 
 
-class TokenRateThrottle(BaseThrottle):
+class TokenRateThrottle(SimpleRateThrottle):
     """Per API token: at most ``DEFAULT_THROTTLE_RATES["token"]`` requests per fixed window, shared by every
     worker (see the module docstring). Cookie (console) requests are not counted here. A refused request is a
-    429 ``rate_limited`` with ``Retry-After`` = seconds until the window closes."""
+    429 ``rate_limited`` with ``Retry-After`` = seconds until the window closes. The rate's syntax and parsing are
+    DRF's; the counting is ours (the database, not the cache)."""
+
+    scope = "token"
 
     def __init__(self):
+        super().__init__()
         self.retry_after: int | None = None
 
+    def get_rate(self) -> str | None:
+        # Read when the throttle is made, not when the class was defined, so a changed setting takes effect.
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
     def allow_request(self, request, view) -> bool:
-        token = getattr(request, "auth", None)
-        token_id = getattr(token, "id", None)
-        rate = api_settings.DEFAULT_THROTTLE_RATES.get("token")
-        if not isinstance(token_id, str) or not token_id.startswith("key_") or not rate:
+        token_id = getattr(getattr(request, "auth", None), "id", None)
+        if not isinstance(token_id, str) or not token_id.startswith("key_") or self.rate is None:
             return True
-        limit, duration = parse_rate(rate)
         now = time.time()
-        window_start = int(now // duration) * duration
-        if count_token_request(token_id, window_start=window_start) <= limit:
+        window_start = int(now // self.duration) * self.duration
+        if count_token_request(token_id, window_start=window_start) <= self.num_requests:
             return True
-        self.retry_after = max(1, int(window_start + duration - now + 0.999))
+        self.retry_after = max(1, int(window_start + self.duration - now + 0.999))
         return False
 
     def wait(self) -> float | None:

@@ -43,8 +43,17 @@ logger = logging.getLogger(__name__)
 SESSIONS_PER_PAGE = 25
 AGENTS_PER_PAGE = 20
 REPORTS_PER_PAGE = 25
-REPORTS_CSV_COLUMNS = ("report_id", "generated_at", "generated_by", "scope", "session_id", "format", "tree_size",
-                       "merkle_root_hex", "signature_kid")  # fmt: skip
+REPORTS_CSV_COLUMNS = (
+    "report_id",
+    "generated_at",
+    "generated_by",
+    "scope",
+    "session_id",
+    "format",
+    "tree_size",
+    "merkle_root_hex",
+    "signature_kid",
+)
 # Alerts that are a finding about the call's data (red); detection_degraded alone is a warning (amber).
 WARNING_ALERTS = frozenset({"detection_degraded"})
 RECENT_SESSIONS_PER_AGENT = 5
@@ -261,9 +270,7 @@ def session_list(request: HttpRequest) -> HttpResponse:
     filters = SessionFilters.from_query(request.GET, agent_ids={a.id for a in agents})
     sessions = filters.apply(
         Session.objects.visible_to(account).select_related("agent").order_by("-started_at", "-id")
-    ).only(
-        "id", "external_ref", "agent__name", "started_at", "ended_at", "status", "redaction_count", "alert_count"
-    )  # fmt: skip
+    ).only("id", "external_ref", "agent__name", "started_at", "ended_at", "status", "redaction_count", "alert_count")
     page = Paginator(sessions, SESSIONS_PER_PAGE).get_page(request.GET.get("page"))
     context = _base_context(account, "sessions") | {
         "agents": agents,
@@ -469,9 +476,16 @@ def report_list_csv(request: HttpRequest) -> StreamingHttpResponse:
     account = account_of(request.user)
     writer = csv.writer(_Echo())
     records = _report_records(account).values_list(
-        "id", "generated_at", "generated_by", "scope", "session_id", "format", "tree_size", "merkle_root_hex",
+        "id",
+        "generated_at",
+        "generated_by",
+        "scope",
+        "session_id",
+        "format",
+        "tree_size",
+        "merkle_root_hex",
         "signature_kid",
-    )  # fmt: skip
+    )
 
     def rows():
         yield writer.writerow(REPORTS_CSV_COLUMNS)
@@ -509,11 +523,13 @@ def agent_list(request: HttpRequest) -> HttpResponse:
         for session in agent.recent_sessions:
             session.agent = agent  # the row helper reads the agent's name; no query
             rows.append(_session_row(session))
-        cards.append({
-            "agent": agent,
-            "policy": agent.policy,
-            "sessions_url": reverse("console:sessions") + "?" + urlencode({"agent": agent.id}),
-            "recent": rows,
-        })  # fmt: skip
+        cards.append(
+            {
+                "agent": agent,
+                "policy": agent.policy,
+                "sessions_url": reverse("console:sessions") + "?" + urlencode({"agent": agent.id}),
+                "recent": rows,
+            }
+        )
     context = _base_context(account, "agents") | {"cards": cards, "page": page, "page_links": _page_links(page)}
     return render(request, "console/agents.html", context)

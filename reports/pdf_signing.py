@@ -53,10 +53,12 @@ def _paths() -> tuple[Path, Path, bool]:
 def _create_dev_pair(key_path: Path, cert_path: Path) -> None:
     """An ECDSA P-256 key and a self-signed certificate for it (10 years), written once (never overwritten)."""
     private_key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([
-        x509.NameAttribute(NameOID.COMMON_NAME, DEV_SUBJECT),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Masker Compliance"),
-    ])  # fmt: skip
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, DEV_SUBJECT),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Masker Compliance"),
+        ]
+    )
     now = datetime.now(UTC)
     certificate = (
         x509.CertificateBuilder()
@@ -88,8 +90,10 @@ def _create_dev_pair(key_path: Path, cert_path: Path) -> None:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     # The certificate is written first: a reader of the pair waits for the key, which then has its certificate.
-    for path, data, mode in ((cert_path, certificate.public_bytes(serialization.Encoding.PEM), 0o644),
-                             (key_path, key_pem, 0o600)):  # fmt: skip
+    for path, data, mode in (
+        (cert_path, certificate.public_bytes(serialization.Encoding.PEM), 0o644),
+        (key_path, key_pem, 0o600),
+    ):
         with contextlib.suppress(FileExistsError):
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
             with os.fdopen(fd, "wb") as handle:
@@ -107,8 +111,9 @@ def _load_signer(key_path: Path, cert_path: Path) -> signers.SimpleSigner:
     spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     if key.public_key().public_bytes(*spki) != certificates[0].public_key().public_bytes(*spki):
         raise ImproperlyConfigured("The PDF signing certificate (the first in its file) is not for the signing key")
-    der_key = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())  # fmt: skip
+    der_key = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     chain = [asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER)) for cert in certificates]
     return signers.SimpleSigner(
         signing_cert=chain[0],

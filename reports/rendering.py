@@ -39,8 +39,6 @@ from reports.safe_harbor import CATEGORIES, REQUIRED_KINDS
 # WeasyPrint logs every rendering step at INFO; one report would print a dozen lines into the service log.
 logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
 
-DEFAULT_TEMPLATE = "reports/session_report.html"
-DEFAULT_ASSETS_DIR = Path(settings.BASE_DIR) / "static" / "reports"
 PDF_LIST_LIMIT = 15
 
 SECTION_TITLES = (
@@ -194,7 +192,7 @@ def report_context(report: SessionReport) -> dict[str, Any]:
 
 def render_report_html(report: SessionReport) -> str:
     """The report as HTML (the PDF's source). Links its stylesheet relative to the assets directory."""
-    template = getattr(settings, "MASKER_REPORT_TEMPLATE", DEFAULT_TEMPLATE)
+    template = settings.MASKER_REPORT_TEMPLATE
     return render_to_string(template, report_context(report))
 
 
@@ -238,7 +236,7 @@ def _font_config() -> FontConfiguration:
 
 
 def assets_dir() -> Path:
-    return Path(getattr(settings, "MASKER_REPORT_ASSETS_DIR", DEFAULT_ASSETS_DIR))
+    return Path(settings.MASKER_REPORT_ASSETS_DIR)
 
 
 def render_report_pdf(report: SessionReport) -> bytes:

@@ -119,8 +119,12 @@ def report_openapi_schema(definition: str = "session_report") -> dict[str, Any]:
     """The response body ``{"report": ...}`` with the report of one scope (``session_report`` or
     ``period_report``): OpenAPI 3.0 has no ``if``/``then``, so each operation shows its own scope's report."""
     schema = json.loads(audit_schema_bytes())
-    body = {"type": "object", "properties": {"report": {"$ref": f"#/$defs/{definition}"}}, "required": ["report"],
-            "additionalProperties": False}  # fmt: skip
+    body = {
+        "type": "object",
+        "properties": {"report": {"$ref": f"#/$defs/{definition}"}},
+        "required": ["report"],
+        "additionalProperties": False,
+    }
     return _openapi_30(_inline_refs(body, schema["$defs"]))
 
 

@@ -55,10 +55,21 @@ def gunicorn(
         **(env or {}),
     }
     command = [
-        str(Path(sys.executable).parent / "gunicorn"), "-c", "python:masker.gunicorn_conf", "masker.wsgi:application",
-        "--bind", f"{HOST}:{port}", "--workers", str(workers), "--timeout", str(timeout),
-        "--log-level", "warning", "--chdir", str(ROOT),
-    ]  # fmt: skip
+        str(Path(sys.executable).parent / "gunicorn"),
+        "-c",
+        "python:masker.gunicorn_conf",
+        "masker.wsgi:application",
+        "--bind",
+        f"{HOST}:{port}",
+        "--workers",
+        str(workers),
+        "--timeout",
+        str(timeout),
+        "--log-level",
+        "warning",
+        "--chdir",
+        str(ROOT),
+    ]
     stderr = log.open("ab") if log is not None else None
     server = subprocess.Popen(command, env=environment, cwd=ROOT, start_new_session=True, stderr=stderr)
     base = f"http://{HOST}:{port}"

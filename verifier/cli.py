@@ -1,4 +1,4 @@
-"""The command line: ``python3 masker-verify.pyz report|pdf|proof|receipts …`` (see ``--help``).
+"""The command line: ``python3 masker-verify.pyz report|pdf|proof|period|bundle|receipts …`` (see ``--help``).
 
 Every command prints one line per thing it checked (``OK``), per problem (``FAIL``) and per warning, then a
 verdict. Exit status: 0 verified; 1 verification failed; 2 the check could not be run (unreadable file, bad
@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from typing import IO
 
 from verifier import PROG
+from verifier.bundle import verify_bundle
 from verifier.inputs import close_binary, open_binary, read_json_file, report_object
 from verifier.outcome import EXIT_UNABLE, CannotVerify, Outcome
 from verifier.pdf import run_pdf
-from verifier.period import verify_period_report
+from verifier.period import exports_in_folder, verify_period_report
 from verifier.proofs import run_proof
 from verifier.receipts import verify_receipts
 from verifier.report import check_report_files
@@ -31,8 +32,13 @@ def run_report(args: argparse.Namespace, outcome: Outcome) -> int:
 def run_period(args: argparse.Namespace, outcome: Outcome) -> int:
     report = report_object(read_json_file(args.report, "report"), args.report)
     keys = load_keys(args.keys) if args.keys else None
-    verify_period_report(outcome, report, args.events_dir, keys)
+    exports = exports_in_folder(args.events_dir) if args.events_dir is not None else None
+    verify_period_report(outcome, report, exports, keys)
     return outcome.finish(f"{report.get('scope')} report {report.get('id')}")
+
+
+def run_bundle(args: argparse.Namespace, outcome: Outcome) -> int:
+    return outcome.finish(verify_bundle(outcome, args.bundle, args.keys))
 
 
 def run_receipts(args: argparse.Namespace, outcome: Outcome) -> int:
@@ -52,8 +58,9 @@ def run_receipts(args: argparse.Namespace, outcome: Outcome) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Verify Masker compliance reports, audit-log exports, proofs and receipts offline, without "
-        "trusting the server. Exit 0: verified; 1: verification failed (each problem is named); 2: cannot check.",
+        description="Verify Masker compliance reports, evidence bundles, audit-log exports, proofs and receipts "
+        "offline, without trusting the server. Exit 0: verified; 1: verification failed (each problem is named); "
+        "2: cannot check.",
         epilog=f"Example: {PROG} report masker-report-SESSION.json --events masker-events-SESSION.ndjson "
         "--keys keys.json",
     )
@@ -78,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     period.add_argument("--events-dir", help="a folder of the sessions' exports (masker-events-<session>.ndjson)")
     period.add_argument("--keys", help="KEYS.json: the JWKS of GET /api/v1/keys; without it the signature is NOT "
                         "checked")  # fmt: skip
+    bundle = sub.add_parser("bundle", help="check an evidence bundle (one zip): its signed manifest, every file's "
+                            "SHA-256, every session's export, the period root and the report's figures")  # fmt: skip
+    bundle.add_argument("bundle", help="EVIDENCE.zip: an evidence bundle of a period report")
+    bundle.add_argument("--keys", help="KEYS.json: the keys to trust (the JWKS of GET /api/v1/keys, received "
+                        "separately); without it the bundle's own keys.json is used, which proves the bundle is "
+                        "whole, not who signed it")  # fmt: skip
     receipts = sub.add_parser("receipts", help="check signed receipts (one per line) against the events export")
     receipts.add_argument("receipts", help="RECEIPTS.ndjson: the receipt of each start/append/end, one per line")
     receipts.add_argument("events", help="EVENTS.ndjson (GET /api/v1/sessions/{id}/events), or -")
@@ -85,7 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"report": run_report, "pdf": run_pdf, "proof": run_proof, "period": run_period, "receipts": run_receipts}
+COMMANDS = {
+    "report": run_report,
+    "pdf": run_pdf,
+    "proof": run_proof,
+    "period": run_period,
+    "bundle": run_bundle,
+    "receipts": run_receipts,
+}
 
 
 def main(argv: Sequence[str] | None = None, out: IO[str] | None = None) -> int:

@@ -153,7 +153,7 @@ class _Lexer:
                     raise PdfError("dictionary key is not a name")
                 result[str(key)] = self.value()
         if token == b"[":
-            items = []
+            items: list[Any] = []
             while True:
                 item = self.token()
                 if item == b"]":

@@ -11,8 +11,9 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import IO, Any
 
 from verifier.canonical import canonical_bytes
 from verifier.events import ALERT_TYPES, EventsWalk
@@ -97,8 +98,39 @@ def _entries(outcome: Outcome, report: dict[str, Any]) -> list[tuple[str, int, s
     return entries
 
 
-def verify_period_report(outcome: Outcome, report: dict[str, Any], events_dir: str | None, keys: Keys | None) -> None:
-    """Check a period report: schema and scope, the period root from ``sessions``, and with ``events_dir`` each
+@dataclass(frozen=True)
+class Exports:
+    """Where the sessions' exports are: a folder (``exports_in_folder``) or a bundle's ``events/``
+    (``verifier.bundle``). ``where`` names the place in messages; ``names`` are the exports present; ``name_of``
+    gives a session's export name; ``open`` opens one by name for reading bytes (the caller closes it)."""
+
+    where: str
+    names: frozenset[str]
+    name_of: Callable[[str], str]
+    open: Callable[[str], IO[bytes]]
+
+
+def folder_export_name(session_id: str) -> str:
+    """How ``GET /api/v1/sessions/{id}/events`` names a session's export."""
+    return f"masker-events-{session_id}.ndjson"
+
+
+def exports_in_folder(events_dir: str) -> Exports:
+    """The ``*.ndjson`` exports in a folder, named as downloaded; ``CannotVerify`` if it cannot be read."""
+    try:
+        present = frozenset(name for name in os.listdir(events_dir) if name.endswith(".ndjson"))
+    except OSError as exc:
+        raise CannotVerify(f"cannot read the events folder {events_dir}: {exc.strerror}") from None
+    return Exports(
+        where=events_dir,
+        names=present,
+        name_of=folder_export_name,
+        open=lambda name: open(os.path.join(events_dir, name), "rb"),
+    )
+
+
+def verify_period_report(outcome: Outcome, report: dict[str, Any], exports: Exports | None, keys: Keys | None) -> None:
+    """Check a period report: schema and scope, the period root from ``sessions``, and with ``exports`` each
     session's export (root, size, chain) and the figures summed over them. Problems go to ``outcome``."""
     if report.get("schema") != SCHEMA_V1:
         outcome.fail(f"report.schema: {json.dumps(report.get('schema'))}, this verifier checks {SCHEMA_V1}")
@@ -111,32 +143,29 @@ def verify_period_report(outcome: Outcome, report: dict[str, Any], events_dir: s
     compare(outcome, report, "summary.total_sessions", len(entries), required=True)
     if outcome.problems == start:
         outcome.ok(f"merkle_root_hex {root.hex()}: the period root of the {len(entries)} listed session(s)")
-    if events_dir is not None:
-        _verify_exports(outcome, report, entries, events_dir)
+    if exports is not None:
+        _verify_exports(outcome, report, entries, exports)
     check_signature(outcome, report, keys, "report.")
 
 
-def _verify_exports(outcome: Outcome, report: dict[str, Any], entries: list, events_dir: str) -> None:
-    try:
-        present = {name for name in os.listdir(events_dir) if name.endswith(".ndjson")}
-    except OSError as exc:
-        raise CannotVerify(f"cannot read the events folder {events_dir}: {exc.strerror}") from None
+def _verify_exports(outcome: Outcome, report: dict[str, Any], entries: list, exports: Exports) -> None:
+    present = exports.names
     start = outcome.problems
     totals: dict[str, Any] = {}
     alerts = dict.fromkeys((*ALERT_TYPES, "integrity_broken"), 0)
     listed = set()
     for session_id, size, root, entry in entries:
-        name = f"masker-events-{session_id}.ndjson"
+        name = exports.name_of(session_id)
         listed.add(name)
         if entry.get("integrity") == "broken" or root is None:
             alerts["integrity_broken"] += 1
             outcome.info(f"session {session_id}: listed as broken (seq {entry.get('broken_seq')}); not recomputed")
             continue
         if name not in present:
-            outcome.fail(f"session {session_id}: no export {name} in {events_dir}")
+            outcome.fail(f"session {session_id}: no export {name} in {exports.where}")
             continue
         walk = EventsWalk(Outcome(io.StringIO()), session_id=session_id, limit=size)  # its own lines unprinted
-        with open(os.path.join(events_dir, name), "rb") as handle:
+        with exports.open(name) as handle:
             walk.feed_file(handle)
         covered_size, covered_root, _ = walk.covered()
         if walk.outcome.problems or covered_size != size:
@@ -157,7 +186,7 @@ def _verify_exports(outcome: Outcome, report: dict[str, Any], entries: list, eve
         for kind, count in figures["summary.alerts_by_type"].items():
             alerts[kind] += count
     for name in sorted(present - listed):
-        outcome.fail(f"{name}: an export in {events_dir} of a session the report does not list")
+        outcome.fail(f"{name}: an export in {exports.where} of a session the report does not list")
     if outcome.problems == start:
         outcome.ok("sessions: every listed session's export re-hashed; its root and size match the report")
     start = outcome.problems

@@ -17,10 +17,14 @@ Keys = list[dict[str, Any]]
 
 def load_keys(path: str) -> Keys:
     """The keys of a JWKS file (``{"keys": [...]}``); ``CannotVerify`` if it is not one."""
-    document = read_json_file(path, "keys file")
+    return keys_of(read_json_file(path, "keys file"), f"keys file {path}")
+
+
+def keys_of(document: Any, origin: str) -> Keys:
+    """The keys of a parsed JWKS document; ``CannotVerify`` naming ``origin`` if it is not one."""
     keys = document.get("keys") if isinstance(document, dict) else None
     if not isinstance(keys, list) or not all(isinstance(k, dict) for k in keys):
-        raise CannotVerify(f'keys file {path} is not a JWKS ({{"keys": [...]}}, as GET /api/v1/keys returns)')
+        raise CannotVerify(f'{origin} is not a JWKS ({{"keys": [...]}}, as GET /api/v1/keys returns)')
     return keys
 
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the ingestion API tests (issue 5): tokens, clients and sample events."""
+"""Helpers shared by the ingestion API tests: tokens, clients and sample events."""
 
 from datetime import timedelta
 

@@ -1,4 +1,4 @@
-"""Issue 5, acceptance 4: eight API clients appending at once (threads, one DB connection each) on PostgreSQL.
+"""Eight API clients appending at once (threads, one DB connection each) on PostgreSQL.
 
 Each client posts its own batches, and retries each one with its Idempotency-Key; pairs of clients also race
 to post one identical batch under a shared key. The chain must come out gapless and verifiable, with every
@@ -19,8 +19,15 @@ CLIENTS, BATCHES, BATCH_SIZE, SHARED_SIZE = 8, 8, 25, 5
 
 
 def _event(turn: int) -> dict:
-    return {"ts": "2026-05-03T21:14:32.481Z", "kind": "egress.forwarded", "turn": turn, "hop": "llm",
-            "vendor": "openai", "baa": True, "retention_days": 0}  # fmt: skip
+    return {
+        "ts": "2026-05-03T21:14:32.481Z",
+        "kind": "egress.forwarded",
+        "turn": turn,
+        "hop": "llm",
+        "vendor": "openai",
+        "baa": True,
+        "retention_days": 0,
+    }
 
 
 @pytest.mark.postgres_only
@@ -77,8 +84,10 @@ def test_eight_concurrent_api_clients_keep_the_chain_gapless_and_verifiable(live
     assert seqs == list(range(total))
     summary = verify_session(session)
     assert (summary.tree_size, summary.merkle_root_hex) == (total, session.merkle_root_hex)
-    turns = [json.loads(c)["turn"] for c in AuditEvent.objects.filter(session=session, kind="egress.forwarded")
-             .values_list("canonical", flat=True)]  # fmt: skip
+    turns = [
+        json.loads(c)["turn"]
+        for c in AuditEvent.objects.filter(session=session, kind="egress.forwarded").values_list("canonical", flat=True)
+    ]
     assert len(turns) == len(set(turns)) == total - 1  # every event exactly once
     # Both racers of a shared key got the one append's answer.
     for pair in range(CLIENTS // 2):

@@ -1,4 +1,4 @@
-"""Issue 5, acceptance 1: a proxy's whole call through the API, then an independent recomputation of the root.
+"""A proxy's whole call through the API, then an independent recomputation of the root.
 
 Token from ``create_api_token`` → start → three batches (one retried with its Idempotency-Key) → end. The root
 is then recomputed here from the events' canonical bytes (the NDJSON export, checked against the stored rows)
@@ -36,16 +36,29 @@ def rfc6962_root(leaves: list[bytes]) -> bytes:
 
 def test_proxy_call_end_to_end_root_matches_independent_recomputation(acme, agent):
     out = StringIO()
-    call_command("create_api_token", "--account", acme.id, "--scopes", "events:write", "sessions:read",
-                 "reports:read", stdout=out, stderr=StringIO())  # fmt: skip
+    call_command(
+        "create_api_token",
+        "--account",
+        acme.id,
+        "--scopes",
+        "events:write",
+        "sessions:read",
+        "reports:read",
+        stdout=out,
+        stderr=StringIO(),
+    )
     client = bearer_client(out.getvalue().strip())
 
     started = client.post(
         "/api/v1/sessions",
-        {"agent_id": agent.id, "external_ref": "vapi-call-7f3a", "platform": "vapi",
-         "started_at": "2026-05-03T21:14:30.000Z"},
+        {
+            "agent_id": agent.id,
+            "external_ref": "vapi-call-7f3a",
+            "platform": "vapi",
+            "started_at": "2026-05-03T21:14:30.000Z",
+        },
         format="json",
-    )  # fmt: skip
+    )
     assert started.status_code == 201
     session_id = started.json()["id"]
     events_url = f"/api/v1/sessions/{session_id}/events"
@@ -53,9 +66,16 @@ def test_proxy_call_end_to_end_root_matches_independent_recomputation(acme, agen
     batches = [
         [redacted(1), redacted(2, entity_kind="PHONE", **{"pass": "regex"}), egress(3)],
         [redacted(4, entity_kind="DOB", span=[12, 22]), egress(5, hop="tts", vendor="elevenlabs")],
-        [{"ts": "2026-05-03T21:14:40.000Z", "kind": "phi.rehydrated", "turn": 6, "entity_kind": "NAME",
-          "token_kind": "MSKV1"}],
-    ]  # fmt: skip
+        [
+            {
+                "ts": "2026-05-03T21:14:40.000Z",
+                "kind": "phi.rehydrated",
+                "turn": 6,
+                "entity_kind": "NAME",
+                "token_kind": "MSKV1",
+            }
+        ],
+    ]
     answers = []
     for number, batch in enumerate(batches):
         answers.append(client.post(events_url, {"events": batch}, format="json", HTTP_IDEMPOTENCY_KEY=f"b-{number}"))
@@ -77,8 +97,9 @@ def test_proxy_call_end_to_end_root_matches_independent_recomputation(acme, agen
     lines = b"".join(export.streaming_content).decode("utf-8").splitlines()
 
     # Independent recomputation from the events' canonical bytes (the export, which must be the stored bytes).
-    rows = list(AuditEvent.objects.filter(session_id=session_id).order_by("seq").values_list(
-        "seq", "canonical", "event_hash"))  # fmt: skip
+    rows = list(
+        AuditEvent.objects.filter(session_id=session_id).order_by("seq").values_list("seq", "canonical", "event_hash")
+    )
     assert lines == [canonical for _, canonical, _ in rows]
     submitted = [event for batch in batches for event in batch]
     leaves, prev = [], ZERO

@@ -48,12 +48,16 @@ def test_append_returns_positions_and_hashes_and_no_event_contents(client, sessi
         "merkle_root_hex": session.merkle_root_hex,
     }
     assert {name: receipt[name] for name in ("session_id", "tree_size", "merkle_root_hex", "chain_head_hex")} == {
-        "session_id": session.id, "tree_size": 4, "merkle_root_hex": session.merkle_root_hex,
+        "session_id": session.id,
+        "tree_size": 4,
+        "merkle_root_hex": session.merkle_root_hex,
         "chain_head_hex": session.chain_head,
-    }  # fmt: skip
+    }
     assert signature_verifies(receipt)
-    stored = [json.loads(c) for c in AuditEvent.objects.filter(session=session).order_by("seq").values_list(
-        "canonical", flat=True)]  # fmt: skip
+    stored = [
+        json.loads(c)
+        for c in AuditEvent.objects.filter(session=session).order_by("seq").values_list("canonical", flat=True)
+    ]
     assert [e["kind"] for e in stored] == ["session.started", "egress.forwarded", "phi.redacted", "phi.redacted"]
     assert stored[2]["span"] == [0, 9] and stored[2]["seq"] == 2 and stored[2]["session_id"] == session.id
 
@@ -211,8 +215,9 @@ def test_same_batch_reserialised_with_other_key_order_is_recognised_as_a_retry(c
 def test_idempotency_key_reused_for_another_batch_is_400_and_writes_nothing(client, session):
     client.post(events_url(session), {"events": mixed_batch(0, 2)}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
 
-    response = client.post(events_url(session), {"events": mixed_batch(5, 2)}, format="json",
-                           HTTP_IDEMPOTENCY_KEY="k-1")  # fmt: skip
+    response = client.post(
+        events_url(session), {"events": mixed_batch(5, 2)}, format="json", HTTP_IDEMPOTENCY_KEY="k-1"
+    )
 
     assert response.status_code == 400
     error = response.json()["error"]
@@ -233,8 +238,9 @@ def test_idempotency_keys_are_per_session(client, agent, session):
 
 
 def test_failed_batch_does_not_consume_its_idempotency_key(client, session):
-    bad = client.post(events_url(session), {"events": [redacted(0, confidence=9)]}, format="json",
-                      HTTP_IDEMPOTENCY_KEY="k-1")  # fmt: skip
+    bad = client.post(
+        events_url(session), {"events": [redacted(0, confidence=9)]}, format="json", HTTP_IDEMPOTENCY_KEY="k-1"
+    )
     good = client.post(events_url(session), {"events": [redacted(0)]}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
 
     assert bad.status_code == 400 and good.status_code == 201
@@ -262,8 +268,12 @@ def test_end_appends_session_ended_and_seals(client, session):
     assert body["seal"]["tree_size"] == 4
     assert body["seal"]["merkle_root_hex"] == body["merkle_root_hex"] == session.merkle_root_hex
     assert body["seal"]["signature"]["alg"] == "Ed25519"
-    assert body["counts_by_kind"] == {"egress.forwarded": 1, "phi.redacted": 1, "session.ended": 1,
-                                      "session.started": 1}  # fmt: skip
+    assert body["counts_by_kind"] == {
+        "egress.forwarded": 1,
+        "phi.redacted": 1,
+        "session.ended": 1,
+        "session.started": 1,
+    }
     last = AuditEvent.objects.filter(session=session).order_by("-seq").first()
     assert last.kind == "session.ended" and json.loads(last.canonical)["status"] == "ok"
 
@@ -317,8 +327,9 @@ def test_append_is_a_bounded_number_of_queries(client, session, django_assert_ma
     # (90 events: one INSERT on SQLite, which splits bulk inserts by its parameter limit; PostgreSQL uses one COPY.)
     client.post(events_url(session), {"events": mixed_batch(0, 1)}, format="json")  # last_used_at written once
     with django_assert_max_num_queries(11):
-        response = client.post(events_url(session), {"events": mixed_batch(1, 90)}, format="json",
-                               HTTP_IDEMPOTENCY_KEY="k-q")  # fmt: skip
+        response = client.post(
+            events_url(session), {"events": mixed_batch(1, 90)}, format="json", HTTP_IDEMPOTENCY_KEY="k-q"
+        )
     assert response.status_code == 201
 
 

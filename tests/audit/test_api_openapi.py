@@ -1,4 +1,4 @@
-"""The OpenAPI schema documents every ingestion endpoint (issue 5) with its errors, scopes and body shapes."""
+"""The OpenAPI schema documents every ingestion endpoint with its errors, scopes and body shapes."""
 
 import json
 

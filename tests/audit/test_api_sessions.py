@@ -1,4 +1,4 @@
-"""POST/GET /api/v1/sessions, GET /api/v1/sessions/{id}, GET /api/v1/agents[/{id}] (issue 5)."""
+"""POST/GET /api/v1/sessions, GET /api/v1/sessions/{id}, GET /api/v1/agents[/{id}]."""
 
 import json
 from datetime import timedelta
@@ -62,8 +62,9 @@ def test_same_external_ref_for_same_agent_returns_the_existing_session(client, a
 
 
 def test_same_external_ref_for_another_agent_is_another_session(client, agent, acme, policy):
-    other = Agent.objects.create(account=acme, name="Billing line", platform="retell", upstream_model="m",
-                                 policy=policy)  # fmt: skip
+    other = Agent.objects.create(
+        account=acme, name="Billing line", platform="retell", upstream_model="m", policy=policy
+    )
 
     first = client.post(SESSIONS, start_body(agent), format="json")
     second = client.post(SESSIONS, start_body(other), format="json")
@@ -74,8 +75,9 @@ def test_same_external_ref_for_another_agent_is_another_session(client, agent, a
 
 def test_later_policy_versions_do_not_change_a_started_session(client, agent, acme):
     session_id = client.post(SESSIONS, start_body(agent), format="json").json()["id"]
-    agent.policy = Policy.objects.create(account=acme, name="healthcare-default", version=4,
-                                         yaml_text=POLICY_YAML.replace("version: 3", "version: 4"))  # fmt: skip
+    agent.policy = Policy.objects.create(
+        account=acme, name="healthcare-default", version=4, yaml_text=POLICY_YAML.replace("version: 3", "version: 4")
+    )
     agent.save()
 
     body = client.get(f"{SESSIONS}/{session_id}").json()
@@ -182,8 +184,9 @@ def test_unknown_or_malformed_session_is_404_session_not_found(client, session_i
 
 @pytest.fixture
 def many_sessions(agent, acme, policy):
-    other = Agent.objects.create(account=acme, name="Billing line", platform="retell", upstream_model="m",
-                                 policy=policy)  # fmt: skip
+    other = Agent.objects.create(
+        account=acme, name="Billing line", platform="retell", upstream_model="m", policy=policy
+    )
     sessions = []
     for i in range(7):
         owner = agent if i % 2 == 0 else other
@@ -277,8 +280,9 @@ def test_list_never_shows_another_accounts_sessions(client, many_sessions, globe
 
 
 def test_agents_list_and_detail(client, agent, acme, policy, globex_agent):
-    second = Agent.objects.create(account=acme, name="Billing line", platform="retell", upstream_model="m",
-                                  policy=policy)  # fmt: skip
+    second = Agent.objects.create(
+        account=acme, name="Billing line", platform="retell", upstream_model="m", policy=policy
+    )
     start_session(agent, external_ref="call-1", started_at=T0)
 
     page = client.get("/api/v1/agents", {"limit": 1}).json()

@@ -69,8 +69,10 @@ def test_root_from_frontier_equals_root_over_all_events(agent):
     session, _ = start_session(agent, external_ref="call-1", started_at=T0)
     for size in (1, 2, 5):
         append_events(session, [EVENT] * size)
-    hashes = [bytes.fromhex(h) for h in AuditEvent.objects.filter(session=session).order_by("seq")
-              .values_list("event_hash", flat=True)]  # fmt: skip
+    hashes = [
+        bytes.fromhex(h)
+        for h in AuditEvent.objects.filter(session=session).order_by("seq").values_list("event_hash", flat=True)
+    ]
     assert session.merkle_root_hex == merkle_root(hashes).hex()
     assert verify_session(session).merkle_root_hex == merkle_root(hashes).hex()
 
@@ -122,8 +124,9 @@ def test_verify_chain_command_fails_on_tampering_and_unknown_ids(agent):
     session, _ = start_session(agent, external_ref="call-1", started_at=T0)
     append_events(session, [EVENT] * 2)
     with append_only_guard_lifted(), connection.cursor() as cursor:
-        cursor.execute("UPDATE audit_auditevent SET canonical = canonical || ' ' WHERE session_id = %s AND seq = 1",
-                       [session.id])  # fmt: skip
+        cursor.execute(
+            "UPDATE audit_auditevent SET canonical = canonical || ' ' WHERE session_id = %s AND seq = 1", [session.id]
+        )
     with pytest.raises(CommandError, match="seq 1"):
         call_command("verify_chain", session.id)
     with pytest.raises(CommandError, match="not found"):
@@ -189,10 +192,14 @@ def test_pipelined_walk_agrees_with_the_in_process_walk(agent, pipelined):
         ("DELETE FROM audit_auditevent WHERE session_id = %s AND seq BETWEEN 3 AND 5", 3, "gap"),
         ("DELETE FROM audit_auditevent WHERE session_id = %s AND seq = 7", 7, "gap"),
         # Changed bytes holding a raw newline and a control character: the pipelined walk joins chunks on newlines.
-        ("UPDATE audit_auditevent SET canonical = REPLACE(canonical, 'ner_timeout', 'ner\n\x1etimeout') "
-         "WHERE session_id = %s AND seq = 4", 4, "not JSON"),
+        (
+            "UPDATE audit_auditevent SET canonical = REPLACE(canonical, 'ner_timeout', 'ner\n\x1etimeout') "
+            "WHERE session_id = %s AND seq = 4",
+            4,
+            "not JSON",
+        ),
     ],
-)  # fmt: skip
+)
 @pytest.mark.parametrize("pipeline_min_events", [0, walk.PIPELINE_MIN_EVENTS])
 def test_altered_logs_are_read_back_as_stored(agent, monkeypatch, sql, seq, reason, pipeline_min_events):
     monkeypatch.setattr(walk, "CHUNK_EVENTS", 3)

@@ -14,8 +14,15 @@ WRITERS, EVENTS_EACH = 8, 200
 
 
 def _event(writer: int, i: int) -> dict:
-    return {"ts": "2026-05-03T21:14:32.481Z", "kind": "egress.forwarded", "turn": writer * 1000 + i, "hop": "llm",
-            "vendor": f"writer-{writer}", "baa": True, "retention_days": 0}  # fmt: skip
+    return {
+        "ts": "2026-05-03T21:14:32.481Z",
+        "kind": "egress.forwarded",
+        "turn": writer * 1000 + i,
+        "hop": "llm",
+        "vendor": f"writer-{writer}",
+        "baa": True,
+        "retention_days": 0,
+    }
 
 
 @pytest.mark.postgres_only

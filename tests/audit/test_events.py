@@ -50,9 +50,17 @@ def test_bad_event_is_named_by_field(change, field, message):
 
 @pytest.mark.parametrize(
     "change",
-    [{"turn": True}, {"turn": 1.5}, {"confidence": True}, {"span": [True, 2]}, {"span": [9, 2]}, {"value": "x"},
-     {"kid": "has spaces in it"}, {"kind": "session.started"}],
-)  # fmt: skip
+    [
+        {"turn": True},
+        {"turn": 1.5},
+        {"confidence": True},
+        {"span": [True, 2]},
+        {"span": [9, 2]},
+        {"value": "x"},
+        {"kid": "has spaces in it"},
+        {"kind": "session.started"},
+    ],
+)
 def test_fast_batch_check_rejects_what_the_detailed_check_rejects(change):
     with pytest.raises(ValidationFailed):
         validate_events([GOOD, {**GOOD, **change}])
@@ -72,8 +80,13 @@ def test_error_messages_never_echo_the_submitted_value():
 
 
 def test_free_text_reason_is_rejected():
-    event = {"ts": GOOD["ts"], "kind": "phi.rehydration_failed", "turn": 1, "entity_kind": "PHONE",
-             "reason": "patient said 555-0100"}  # fmt: skip
+    event = {
+        "ts": GOOD["ts"],
+        "kind": "phi.rehydration_failed",
+        "turn": 1,
+        "entity_kind": "PHONE",
+        "reason": "patient said 555-0100",
+    }
     assert event_errors(event)[0]["field"] == "reason"
 
 
@@ -102,8 +115,14 @@ def test_empty_or_oversized_batch_is_rejected(agent):
 def test_field_types_come_from_the_event_schema():
     # A walk decodes stored events into structs typed by these: one type per field name, whatever the kind.
     assert [field_type(name) for name in ("seq", "turn", "pass", "baa", "policy", "span", "confidence")] == [
-        int, int, str, bool, dict, list, float,
-    ]  # fmt: skip
+        int,
+        int,
+        str,
+        bool,
+        dict,
+        list,
+        float,
+    ]
     for name in ("v", "no_such_field"):  # a const has no type; an unknown field none either
         with pytest.raises(ValueError, match="no single type"):
             field_type(name)

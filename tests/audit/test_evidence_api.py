@@ -1,4 +1,4 @@
-"""The verification API (issue 6): GET /keys, the NDJSON events export and the RFC 9162 proof endpoints."""
+"""The verification API: GET /keys, the NDJSON events export and the RFC 9162 proof endpoints."""
 
 import hashlib
 import json

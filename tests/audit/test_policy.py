@@ -51,8 +51,9 @@ def test_policy_is_immutable_once_saved(policy):
 
 def test_session_keeps_its_snapshot_after_a_new_policy_version(agent, acme):
     session, _ = start_session(agent, external_ref="call-1", started_at=T0)
-    new = Policy.objects.create(account=acme, name="healthcare-default", version=4,
-                                yaml_text=POLICY_YAML.replace("version: 3", "version: 4"))  # fmt: skip
+    new = Policy.objects.create(
+        account=acme, name="healthcare-default", version=4, yaml_text=POLICY_YAML.replace("version: 3", "version: 4")
+    )
     agent.policy = new
     agent.save()
     session.refresh_from_db()

@@ -23,8 +23,11 @@ def client(acme):
 
 def _prefix(session_id: str, size: int) -> tuple[str, str]:
     """Root and head of the first ``size`` events, recomputed from the stored hashes."""
-    hashes = list(AuditEvent.objects.filter(session_id=session_id, seq__lt=size).order_by("seq")
-                  .values_list("event_hash", flat=True))  # fmt: skip
+    hashes = list(
+        AuditEvent.objects.filter(session_id=session_id, seq__lt=size)
+        .order_by("seq")
+        .values_list("event_hash", flat=True)
+    )
     return merkle_root(bytes.fromhex(h) for h in hashes).hex(), hashes[-1]
 
 
@@ -41,14 +44,16 @@ def _events_now(start: int, size: int) -> list[dict]:
 
 
 def test_start_append_and_end_each_answer_a_signed_receipt_of_the_log_then(client, agent):
-    started = client.post(reverse("audit:session-list"), {"agent_id": agent.id, "external_ref": "call-r"},
-                          format="json")  # fmt: skip
+    started = client.post(
+        reverse("audit:session-list"), {"agent_id": agent.id, "external_ref": "call-r"}, format="json"
+    )
     assert started.status_code == 201
     session_id = started.json()["id"]
     _assert_receipt_of(started.json()["receipt"], session_id, 1)
 
-    appended = client.post(reverse("audit:session-events", args=[session_id]), {"events": _events_now(0, 3)},
-                           format="json")  # fmt: skip
+    appended = client.post(
+        reverse("audit:session-events", args=[session_id]), {"events": _events_now(0, 3)}, format="json"
+    )
     assert appended.status_code == 201
     _assert_receipt_of(appended.json()["receipt"], session_id, 4)
 
@@ -87,8 +92,9 @@ def test_replays_answer_the_original_receipt(client, agent):
     ],
 )
 def test_event_times_outside_the_sessions_bounds_are_refused(client, agent, moment):
-    started = client.post(reverse("audit:session-list"), {"agent_id": agent.id, "external_ref": "call-ts"},
-                          format="json").json()  # fmt: skip
+    started = client.post(
+        reverse("audit:session-list"), {"agent_id": agent.id, "external_ref": "call-ts"}, format="json"
+    ).json()
     start = Session.objects.get(pk=started["id"]).started_at
     events = _events_now(0, 3)
     events[1]["ts"] = format_ts(moment(start))
@@ -96,7 +102,8 @@ def test_event_times_outside_the_sessions_bounds_are_refused(client, agent, mome
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "validation_failed"
-    assert error["details"]["events"] == [{"index": 1, "field": "ts", "message": error["details"]["events"][0]
-                                           ["message"]}]  # fmt: skip
+    assert error["details"]["events"] == [
+        {"index": 1, "field": "ts", "message": error["details"]["events"][0]["message"]}
+    ]
     assert events[1]["ts"] not in response.content.decode()  # the value is never echoed
     assert AuditEvent.objects.filter(session_id=started["id"]).count() == 1

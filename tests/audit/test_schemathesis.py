@@ -1,4 +1,4 @@
-"""Issue 5, acceptance 6: property-based run of every ``/api/v1`` operation against the served OpenAPI schema.
+"""Property-based run of every ``/api/v1`` operation against the served OpenAPI schema.
 
 Schemathesis generates requests from ``GET /api/v1/schema`` (valid and invalid bodies, parameters, headers) and
 calls the WSGI app in-process, authenticated with a bearer token (all scopes) of a seeded account. Every

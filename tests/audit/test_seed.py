@@ -26,8 +26,9 @@ def test_seed_is_idempotent_and_every_chain_verifies():
 
 def test_seed_covers_the_demo_scenarios():
     data = seed_demo()
-    kinds = {s.external_ref: set(AuditEvent.objects.filter(session=s).values_list("kind", flat=True))
-             for s in data.sessions}  # fmt: skip
+    kinds = {
+        s.external_ref: set(AuditEvent.objects.filter(session=s).values_list("kind", flat=True)) for s in data.sessions
+    }
     entity_kinds = set(
         AuditEvent.objects.filter(session=data.sessions[0], kind="phi.redacted").values_list("entity_kind", flat=True)
     )

@@ -1,4 +1,4 @@
-"""Ed25519 signing keys (issue 6): loading, key ids, signatures over RFC 8785 bytes, JWKS and rotation."""
+"""Ed25519 signing keys: loading, key ids, signatures over RFC 8785 bytes, JWKS and rotation."""
 
 import base64
 import hashlib

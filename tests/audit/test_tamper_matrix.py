@@ -40,8 +40,17 @@ def _events(count: int, *, start=T0) -> list[dict]:
         if i % 2:
             events.append({"ts": ts, "kind": "leak.detected", "turn": i, "entity_kind": "NAME", "stage": "egress"})
         else:
-            events.append({"ts": ts, "kind": "egress.forwarded", "turn": i, "hop": "llm", "vendor": "openai",
-                           "baa": True, "retention_days": 0})  # fmt: skip
+            events.append(
+                {
+                    "ts": ts,
+                    "kind": "egress.forwarded",
+                    "turn": i,
+                    "hop": "llm",
+                    "vendor": "openai",
+                    "baa": True,
+                    "retention_days": 0,
+                }
+            )
     return events
 
 
@@ -67,8 +76,13 @@ def rewrite_log(session: Session, events: list[dict], *, seal: Callable[[dict], 
         accumulator.append(digest)
         rows.append((event["id"], seq, event["kind"], raw.decode(), digest.hex(), prev))
         prev = digest.hex()
-    fields = {"session_id": session.id, "tree_size": len(events), "merkle_root_hex": accumulator.root().hex(),
-              "chain_head_hex": prev, "sealed_at": (session.seal or {}).get("sealed_at")}  # fmt: skip
+    fields = {
+        "session_id": session.id,
+        "tree_size": len(events),
+        "merkle_root_hex": accumulator.root().hex(),
+        "chain_head_hex": prev,
+        "sealed_at": (session.seal or {}).get("sealed_at"),
+    }
     new_seal = seal(fields) if seal else session.seal
     with append_only_guard_lifted(), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("DELETE FROM audit_auditevent WHERE session_id = %s", [session.id])
@@ -104,16 +118,21 @@ def _rogue_signature(fields: dict) -> dict:
 
 
 def byte_flip(session, **_):
-    _sql("UPDATE audit_auditevent SET canonical = replace(canonical, 'openai', 'openaj') "
-         "WHERE session_id = %s AND seq = 3", [session.id])  # fmt: skip
+    _sql(
+        "UPDATE audit_auditevent SET canonical = replace(canonical, 'openai', 'openaj') "
+        "WHERE session_id = %s AND seq = 3",
+        [session.id],
+    )
 
 
 def bytes_and_stored_hash(session, **_):
     event = _stored(session)[3]
     event["vendor"] = "openaj"
     raw = canonical_bytes(event)
-    _sql("UPDATE audit_auditevent SET canonical = %s, event_hash = %s WHERE session_id = %s AND seq = 3",
-         [raw.decode(), leaf_hash(raw).hex(), session.id])  # fmt: skip
+    _sql(
+        "UPDATE audit_auditevent SET canonical = %s, event_hash = %s WHERE session_id = %s AND seq = 3",
+        [raw.decode(), leaf_hash(raw).hex(), session.id],
+    )
 
 
 def middle_event_deleted(session, **_):
@@ -125,8 +144,12 @@ def last_event_deleted(session, **_):
 
 
 def two_events_swapped(session, **_):
-    rows = {seq: (c, h) for seq, c, h in AuditEvent.objects.filter(session=session, seq__in=[4, 5])
-            .values_list("seq", "canonical", "event_hash")}  # fmt: skip
+    rows = {
+        seq: (c, h)
+        for seq, c, h in AuditEvent.objects.filter(session=session, seq__in=[4, 5]).values_list(
+            "seq", "canonical", "event_hash"
+        )
+    }
     with append_only_guard_lifted(), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("UPDATE audit_auditevent SET seq = 999 WHERE session_id = %s AND seq = 4", [session.id])
         cursor.execute("UPDATE audit_auditevent SET seq = 4 WHERE session_id = %s AND seq = 5", [session.id])
@@ -152,8 +175,9 @@ def event_after_session_ended(session, **_):
 def unsealed_through_its_row_then_appended(session, **_):
     # The database refuses to unseal the row...
     with pytest.raises(DatabaseError, match="guarded"), transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("UPDATE audit_session SET sealed_at = NULL, seal = NULL, status = 'active' WHERE id = %s",
-                       [session.id])  # fmt: skip
+        cursor.execute(
+            "UPDATE audit_session SET sealed_at = NULL, seal = NULL, status = 'active' WHERE id = %s", [session.id]
+        )
     # ... so the attacker drops the guard, unseals, and goes on through the normal write path, which seals again.
     with append_only_guard_lifted():
         Session.objects.filter(pk=session.pk).update(sealed_at=None, seal=None, status="active", ended_at=None)
@@ -202,8 +226,9 @@ def user_client(acme):
 
 @pytest.fixture
 def staff_client():
-    staff = get_user_model().objects.create_superuser(username="ops@masker.test", email="ops@masker.test",
-                                                      password="pw-ops")  # fmt: skip
+    staff = get_user_model().objects.create_superuser(
+        username="ops@masker.test", email="ops@masker.test", password="pw-ops"
+    )
     client = Client()
     client.force_login(staff)
     return client
@@ -244,10 +269,17 @@ def _verdict_of_offline_verifier(client, session, held_report: dict, directory) 
     present it (no report with it can come from the service, which refuses to walk such a log)."""
     seal = held_report["audit_integrity"]["seal"]
     if session.seal and session.seal["signature"] != seal["signature"]:
-        replaced = {name: session.seal[name] for name in ("sealed_at", "tree_size", "merkle_root_hex",
-                                                           "chain_head_hex", "signature")}  # fmt: skip
-        held_report = {**held_report, "audit_integrity": {**held_report["audit_integrity"], "seal": {
-            **seal, **replaced, "signature_kid": replaced["signature"]["kid"]}}}  # fmt: skip
+        replaced = {
+            name: session.seal[name]
+            for name in ("sealed_at", "tree_size", "merkle_root_hex", "chain_head_hex", "signature")
+        }
+        held_report = {
+            **held_report,
+            "audit_integrity": {
+                **held_report["audit_integrity"],
+                "seal": {**seal, **replaced, "signature_kid": replaced["signature"]["kid"]},
+            },
+        }
     report = directory / "held-report.json"
     report.write_text(json.dumps({"report": held_report}))
     events = directory / "events.ndjson"

@@ -71,8 +71,19 @@ def axe_script() -> Path:
         if npm is None:
             pytest.fail("the accessibility tests need npm to install axe-core (`make system-deps` installs it)")
         subprocess.run(
-            [npm, "install", "--prefix", str(AXE_DIR), "--no-save", "--no-audit", "--no-fund", "--no-package-lock",
-             f"axe-core@{AXE_VERSION}"],
-            check=True, capture_output=True, timeout=300,
-        )  # fmt: skip
+            [
+                npm,
+                "install",
+                "--prefix",
+                str(AXE_DIR),
+                "--no-save",
+                "--no-audit",
+                "--no-fund",
+                "--no-package-lock",
+                f"axe-core@{AXE_VERSION}",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
     return AXE_SCRIPT

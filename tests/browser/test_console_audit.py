@@ -86,10 +86,21 @@ def test_leak_call_opens_with_its_alerts_and_reports_issued_lists_the_downloads(
     (embedded,) = pdf_attachments(pdf_path.read_bytes()).values()
     pdf_id = json.loads(embedded)["report"]["id"]
     subprocess.run(
-        ["pdftoppm", "-png", "-r", "100", "-f", "1", "-l", "1", "-singlefile", str(pdf_path),
-         str(SCREENSHOTS / "audit-report-leak-page1")],
+        [
+            "pdftoppm",
+            "-png",
+            "-r",
+            "100",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            "-singlefile",
+            str(pdf_path),
+            str(SCREENSHOTS / "audit-report-leak-page1"),
+        ],
         check=True,
-    )  # fmt: skip
+    )
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Reports issued").click()
     page.wait_for_url(f"{base}/reports/")
@@ -127,6 +138,11 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_console_page(
         "/sessions/?alerts=1&status=bogus",
         *(f"/sessions/{session.id}/" for session in demo.sessions),
         "/agents/",
+        *(
+            f"/agents/{agent_id}/report/?from=2026-11-01&to=2026-11-30"
+            for agent_id in sorted({s.agent_id for s in demo.sessions})
+        ),
+        "/reports/account/?from=2026-11-01&to=2026-11-30",
         "/reports/",
         "/logout/",
         "/sessions/sess_00000000000000000000000000/",
@@ -136,6 +152,13 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_console_page(
         page.wait_for_load_state("networkidle")
         problems[path] = _axe_violations(page, axe_script)
         assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"], path
+        # No table hides columns behind a horizontal scroll bar.
+        hidden = (
+            "[...document.querySelectorAll('.table-wrap')].filter(w => w.scrollWidth > w.clientWidth)"
+            ".map(w => (w.closest('section')?.querySelector('h2')?.textContent || '?') + ' +' + "
+            "(w.scrollWidth - w.clientWidth) + 'px')"
+        )
+        assert page.evaluate(hidden) == [], path
         if path == f"/sessions/{demo.sessions[2].id}/":
             page.screenshot(path=SCREENSHOTS / f"audit-session-leak-{label}.png", full_page=True)
         if path == "/reports/":

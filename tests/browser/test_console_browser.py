@@ -86,6 +86,13 @@ def test_demo_user_downloads_pdf_and_json_with_the_same_root_then_signs_out(live
     for other in demo.other_sessions:
         assert other.id not in page.content()
 
+    # The call is found by the reference the customer knows it by.
+    page.get_by_label("Call reference").fill(session.external_ref)
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_url(f"{base}/sessions/?*external_ref={session.external_ref}*")
+    assert _listed_session_ids(page) == [session.id]
+    assert page.locator("td[data-label='External reference']").all_inner_texts() == [session.external_ref]
+
     page.locator(f"a[href='/sessions/{session.id}/']").click()
     page.wait_for_url(f"{base}/sessions/{session.id}/")
     assert page.get_by_role("heading", level=1).inner_text() == "Compliance report"

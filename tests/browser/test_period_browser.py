@@ -21,8 +21,9 @@ def test_agent_report_downloads_carry_the_same_root(live_server, chromium, tmp_p
     agent = next(s.agent for s in demo.sessions if s.external_ref == "call-intake-0001")
     first = BASE_TIME.date() - timedelta(days=1)
     last = BASE_TIME.date() + timedelta(days=1)
-    window = Window(datetime.combine(first, time.min, tzinfo=UTC), datetime.combine(last + timedelta(days=1),
-                    time.min, tzinfo=UTC))  # fmt: skip
+    window = Window(
+        datetime.combine(first, time.min, tzinfo=UTC), datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC)
+    )
     expected = build_period_report(demo.account, agent=agent, window=window, generated_at=datetime.now(UTC))
     expected_sessions = [entry["session_id"] for entry in expected.sessions]
     assert len(expected_sessions) >= 2

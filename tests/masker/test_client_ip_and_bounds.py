@@ -55,8 +55,13 @@ def test_behind_proxy_takes_a_boolean_or_a_hop_count(monkeypatch, raw, hops):
 )
 def test_bad_bounds_stop_the_service_at_start_up(env, message):
     environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "masker.settings", "MASKER_DEBUG": "1", **env}
-    run = subprocess.run([sys.executable, "-c", "import django; django.setup()"], env=environment,
-                         capture_output=True, text=True, check=False)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert run.returncode != 0
     assert message in run.stderr
 

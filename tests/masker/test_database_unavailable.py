@@ -130,8 +130,11 @@ def silent_database():
 @pytest.mark.parametrize("state", ["refused", "silent"])
 def test_a_database_that_is_down_or_silent_answers_503_and_healthz_still_answers(db, state, request, tmp_path):
     port = request.getfixturevalue("silent_database").port if state == "silent" else free_port()
-    env = {"DATABASE_URL": f"postgres://postgres@{HOST}:{port}/masker", "MASKER_DB_CONNECT_TIMEOUT": "2",
-           "MASKER_LOG_LEVEL": "INFO"}  # fmt: skip
+    env = {
+        "DATABASE_URL": f"postgres://postgres@{HOST}:{port}/masker",
+        "MASKER_DB_CONNECT_TIMEOUT": "2",
+        "MASKER_LOG_LEVEL": "INFO",
+    }
     log = tmp_path / "gunicorn.log"
     with gunicorn(env=env, log=log) as base:
         assert requests.get(f"{base}/healthz", timeout=30).status_code == 200

@@ -6,8 +6,13 @@ from django.test import Client
 
 from tests.audit.api_support import bearer_client, issue_token
 
-CSP_DIRECTIVES = ("default-src 'self'", "script-src 'self'", "style-src 'self'", "object-src 'none'",
-                  "frame-ancestors 'none'")  # fmt: skip
+CSP_DIRECTIVES = (
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "object-src 'none'",
+    "frame-ancestors 'none'",
+)
 
 
 def _assert_csp(response) -> None:

@@ -200,8 +200,9 @@ def test_phi_shaped_identifiers_are_refused_without_echoing_them(writer, field, 
         "kid": redacted(1),
         "reason": {"ts": egress(1)["ts"], "kind": "detection.degraded", "turn": 1, "reason": "ner_timeout"},
     }[field]
-    response = client.post(f"/api/v1/sessions/{session_id}/events", {"events": [{**event, field: value}]},
-                           format="json")  # fmt: skip
+    response = client.post(
+        f"/api/v1/sessions/{session_id}/events", {"events": [{**event, field: value}]}, format="json"
+    )
     error = _assert_refused(response, 400, "validation_failed", before)
     assert error["details"]["events"][0]["field"] == field
     assert value not in response.content.decode()

@@ -24,8 +24,9 @@ def alice_live(live_db, acme):
 
 
 def _api_login(base: str, email: str, password: str, **headers) -> requests.Response:
-    return requests.post(f"{base}/api/v1/auth/login", json={"email": email, "password": password},
-                         headers=headers, timeout=30)  # fmt: skip
+    return requests.post(
+        f"{base}/api/v1/auth/login", json={"email": email, "password": password}, headers=headers, timeout=30
+    )
 
 
 def _admin_login(base: str, username: str, password: str) -> requests.Response:

@@ -9,8 +9,15 @@ def _record_of(exc: BaseException) -> logging.LogRecord:
     try:
         raise exc
     except type(exc) as caught:
-        return logging.LogRecord("masker.errors", logging.ERROR, __file__, 1, "unhandled error", (), (type(caught),
-                                 caught, caught.__traceback__))  # fmt: skip
+        return logging.LogRecord(
+            "masker.errors",
+            logging.ERROR,
+            __file__,
+            1,
+            "unhandled error",
+            (),
+            (type(caught), caught, caught.__traceback__),
+        )
 
 
 PHONE = "-".join(["555", "123", "4567"])  # built, so no source line shown in a traceback quotes it

@@ -69,3 +69,29 @@ def test_the_environment_wins_over_the_env_file(tmp_path):
     env_file.write_text("MASKER_DEBUG=1\nMASKER_SECRET_KEY=from-the-file\n")
     loaded = _settings_in_subprocess(env_file, MASKER_DEBUG="0", MASKER_SECRET_KEY="from-the-environment")
     assert loaded == {"debug": False, "secret": "from-the-environment"}
+
+
+def test_loading_the_settings_creates_no_folder_and_starting_the_service_creates_its_own(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("MASKER_DEBUG=1\n")
+    _settings_in_subprocess(env_file)
+    assert not (tmp_path / "var").exists()
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MASKER_", "DJANGO_", "DATABASE_URL"))}
+    env.update(MASKER_ENV_FILE=str(env_file), MASKER_VAR_DIR=str(tmp_path / "var"), MASKER_KEYS_DIR=str(tmp_path / "k"))
+    code = "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'masker.settings'; django.setup()"
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=settings.BASE_DIR, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "var" / "static").is_dir()
+
+
+def test_a_malformed_token_rate_stops_the_settings_from_loading(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("MASKER_DEBUG=1\nMASKER_TOKEN_RATE=lots/min\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MASKER_", "DJANGO_", "DATABASE_URL"))}
+    env.update(MASKER_ENV_FILE=str(env_file), MASKER_VAR_DIR=str(tmp_path / "var"))
+    code = "import os; os.environ['DJANGO_SETTINGS_MODULE'] = 'masker.settings'; import django; django.setup()"
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=settings.BASE_DIR, capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "MASKER_TOKEN_RATE must be a rate such as 6000/min" in done.stderr
+    assert _settings_in_subprocess(env_file, MASKER_TOKEN_RATE="20/hour")["debug"] is True

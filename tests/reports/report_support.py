@@ -112,14 +112,35 @@ def many_events(n: int, *, start: datetime = T0) -> list[dict]:
         ts, turn = format_ts(start + timedelta(milliseconds=10 * i)), i // 5
         r = i % 5
         if r < 3:
-            events.append({"ts": ts, "kind": "phi.redacted", "turn": turn, "pass": "regex", "entity_kind": "PHONE",
-                           "span": [0, 9], "action": "tokenize", "token_kind": "MSKV1", "kid": "K"})  # fmt: skip
+            events.append(
+                {
+                    "ts": ts,
+                    "kind": "phi.redacted",
+                    "turn": turn,
+                    "pass": "regex",
+                    "entity_kind": "PHONE",
+                    "span": [0, 9],
+                    "action": "tokenize",
+                    "token_kind": "MSKV1",
+                    "kid": "K",
+                }
+            )
         elif r == 3:
-            events.append({"ts": ts, "kind": "egress.forwarded", "turn": turn, "hop": "llm", "vendor": "openai",
-                           "baa": True, "retention_days": 0})  # fmt: skip
+            events.append(
+                {
+                    "ts": ts,
+                    "kind": "egress.forwarded",
+                    "turn": turn,
+                    "hop": "llm",
+                    "vendor": "openai",
+                    "baa": True,
+                    "retention_days": 0,
+                }
+            )
         elif i % 100 == 4:
             events.append({"ts": ts, "kind": "leak.detected", "turn": turn, "entity_kind": "PHONE", "stage": "egress"})
         else:
-            events.append({"ts": ts, "kind": "phi.rehydrated", "turn": turn, "entity_kind": "PHONE",
-                           "token_kind": "MSKV1"})  # fmt: skip
+            events.append(
+                {"ts": ts, "kind": "phi.rehydrated", "turn": turn, "entity_kind": "PHONE", "token_kind": "MSKV1"}
+            )
     return events

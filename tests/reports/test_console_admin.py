@@ -21,8 +21,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def staff_client(client):
-    staff = get_user_model().objects.create_superuser(username="ops@masker.test", email="ops@masker.test",
-                                                      password="pw-ops")  # fmt: skip
+    staff = get_user_model().objects.create_superuser(
+        username="ops@masker.test", email="ops@masker.test", password="pw-ops"
+    )
     client.force_login(staff)
     return client
 
@@ -34,8 +35,10 @@ def _admin_url(model, view: str, *args) -> str:
 def _tamper(session: Session, seq: int) -> int:
     """Change one stored event's bytes behind the guard; returns the seq verify_chain reports."""
     with append_only_guard_lifted(), connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {AuditEvent._meta.db_table} SET canonical = canonical || ' ' "
-                       "WHERE session_id = %s AND seq = %s", [session.id, seq])  # fmt: skip
+        cursor.execute(
+            f"UPDATE {AuditEvent._meta.db_table} SET canonical = canonical || ' ' WHERE session_id = %s AND seq = %s",
+            [session.id, seq],
+        )
     with pytest.raises(AuditChainBroken) as caught:
         verify_session(session)
     return caught.value.seq

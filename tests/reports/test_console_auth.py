@@ -55,8 +55,9 @@ def test_login_follows_a_local_next_url_but_not_an_external_one(client, seeded):
     response = client.post("/login/", {"username": DEMO_EMAIL, "password": DEMO_PASSWORD, "next": session_url})
     assert response["Location"] == session_url
     client.logout()
-    response = client.post("/login/", {"username": DEMO_EMAIL, "password": DEMO_PASSWORD,
-                                       "next": "https://evil.example/x"})  # fmt: skip
+    response = client.post(
+        "/login/", {"username": DEMO_EMAIL, "password": DEMO_PASSWORD, "next": "https://evil.example/x"}
+    )
     assert response["Location"] == "/sessions/"
 
 
@@ -88,8 +89,7 @@ def test_login_with_the_csrf_token_from_the_form_succeeds(seeded):
     client = Client(enforce_csrf_checks=True)
     client.get("/login/")
     token = client.cookies[settings.CSRF_COOKIE_NAME].value
-    response = client.post("/login/", {"username": DEMO_EMAIL, "password": DEMO_PASSWORD,
-                                       "csrfmiddlewaretoken": token})  # fmt: skip
+    response = client.post("/login/", {"username": DEMO_EMAIL, "password": DEMO_PASSWORD, "csrfmiddlewaretoken": token})
     assert response.status_code == 302
 
 
@@ -152,12 +152,20 @@ def test_a_successful_login_clears_the_failure_count(client, seeded):
 
 def test_api_login_failures_count_towards_the_console_throttle(client, seeded):
     for _ in range(LOGIN_FAILURE_LIMIT):
-        response = client.post("/api/v1/auth/login", {"email": DEMO_EMAIL, "password": "guess"},
-                               content_type="application/json", REMOTE_ADDR="10.2.0.1")  # fmt: skip
+        response = client.post(
+            "/api/v1/auth/login",
+            {"email": DEMO_EMAIL, "password": "guess"},
+            content_type="application/json",
+            REMOTE_ADDR="10.2.0.1",
+        )
         assert response.status_code == 401
     assert _sign_in(client, DEMO_EMAIL, DEMO_PASSWORD, REMOTE_ADDR="10.2.0.1").status_code == 429
-    response = client.post("/api/v1/auth/login", {"email": DEMO_EMAIL, "password": DEMO_PASSWORD},
-                           content_type="application/json", REMOTE_ADDR="10.2.0.1")  # fmt: skip
+    response = client.post(
+        "/api/v1/auth/login",
+        {"email": DEMO_EMAIL, "password": DEMO_PASSWORD},
+        content_type="application/json",
+        REMOTE_ADDR="10.2.0.1",
+    )
     assert response.status_code == 429
     assert response.json()["error"]["code"] == "rate_limited"
     assert int(response["Retry-After"]) > 0

@@ -27,8 +27,17 @@ def _count_queries(client, url: str, **params) -> int:
 
 
 def _redaction(moment: datetime, turn: int) -> dict:
-    return {"ts": format_ts(moment), "kind": "phi.redacted", "turn": turn, "pass": "regex", "entity_kind": "PHONE",
-            "span": [0, 12], "action": "tokenize", "token_kind": "MSKV1", "kid": "K_HEALTHCARE"}  # fmt: skip
+    return {
+        "ts": format_ts(moment),
+        "kind": "phi.redacted",
+        "turn": turn,
+        "pass": "regex",
+        "entity_kind": "PHONE",
+        "span": [0, 12],
+        "action": "tokenize",
+        "token_kind": "MSKV1",
+        "kid": "K_HEALTHCARE",
+    }
 
 
 def _leak(moment: datetime, turn: int) -> dict:
@@ -38,8 +47,13 @@ def _leak(moment: datetime, turn: int) -> dict:
 def _add_agents_with_sessions(seeded, *, agents: int, sessions_each: int) -> None:
     policy = Agent.objects.filter(account=seeded.account).first().policy
     for a in range(agents):
-        agent = Agent.objects.create(account=seeded.account, name=f"Extra line {a:02d}", platform="vapi",
-                                     upstream_model="openai:gpt-4o-mini", policy=policy)  # fmt: skip
+        agent = Agent.objects.create(
+            account=seeded.account,
+            name=f"Extra line {a:02d}",
+            platform="vapi",
+            upstream_model="openai:gpt-4o-mini",
+            policy=policy,
+        )
         for n in range(sessions_each):
             start = T0 + timedelta(days=a, minutes=n)
             session, _ = start_session(agent, external_ref=f"extra-{a}-{n}", started_at=start)

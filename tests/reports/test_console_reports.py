@@ -71,8 +71,10 @@ def test_reports_issued_csv_has_every_record_of_the_account_only(acme_client, gl
     for record in ReportRecord.objects.filter(id__in=mine):
         row = by_id[record.id]
         assert (row["session_id"], row["format"], row["merkle_root_hex"]) == (
-            record.session_id, record.format, record.merkle_root_hex
-        )  # fmt: skip
+            record.session_id,
+            record.format,
+            record.merkle_root_hex,
+        )
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", row["generated_at"])
 
 

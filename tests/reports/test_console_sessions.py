@@ -148,8 +148,10 @@ def test_a_user_without_an_account_sees_no_sessions(client, seeded):
 def test_agents_page_shows_policy_and_latest_sessions_of_the_accounts_agents_only(acme_client, seeded):
     intake = Agent.objects.select_related("policy").get(account=seeded.account, name="Intake line")
     base = datetime(2026, 12, 1, tzinfo=UTC)
-    newest = [start_session(intake, external_ref=f"recent-{n}", started_at=base + timedelta(hours=n))[0]
-              for n in range(RECENT_SESSIONS_PER_AGENT + 2)]  # fmt: skip
+    newest = [
+        start_session(intake, external_ref=f"recent-{n}", started_at=base + timedelta(hours=n))[0]
+        for n in range(RECENT_SESSIONS_PER_AGENT + 2)
+    ]
     response = acme_client.get("/agents/")
     assert response.status_code == 200
     html = response.content.decode()

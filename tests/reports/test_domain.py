@@ -71,11 +71,30 @@ def test_a_long_log_walked_in_two_processes_gives_the_same_report(seeded, monkey
 
 def test_report_keys_are_in_spec_order(seeded):
     assert list(report_of(seeded.sessions[0])) == [
-        "schema", "id", "scope", "session_id", "generated_at", "merkle_root_hex", "cover", "summary",
-        "safe_harbor_coverage", "safe_harbor", "pci_dss", "leak_detection", "retention_attestation", "baa_chain",
-        "redactions_by_kind", "redactions_by_pass", "audit_integrity", "policy_snapshot", "policy",
-        "upstream_model", "verification", "timeline", "signature",
-    ]  # fmt: skip
+        "schema",
+        "id",
+        "scope",
+        "session_id",
+        "generated_at",
+        "merkle_root_hex",
+        "cover",
+        "summary",
+        "safe_harbor_coverage",
+        "safe_harbor",
+        "pci_dss",
+        "leak_detection",
+        "retention_attestation",
+        "baa_chain",
+        "redactions_by_kind",
+        "redactions_by_pass",
+        "audit_integrity",
+        "policy_snapshot",
+        "policy",
+        "upstream_model",
+        "verification",
+        "timeline",
+        "signature",
+    ]
 
 
 def test_intake_call_report(seeded):
@@ -87,13 +106,22 @@ def test_intake_call_report(seeded):
     assert report["generated_at"] == "2026-11-28T09:30:15.123Z"
     assert report["cover"] == {
         "account": {"id": seeded.account.id, "name": "Acme Health"},
-        "agent": {"id": session.agent_id, "name": "Intake line", "platform": "vapi",
-                  "upstream_model": "openai:gpt-4o-mini"},
-        "session": {"id": session.id, "external_ref": "call-intake-0001", "status": "ok",
-                    "started_at": "2026-11-20T14:00:00.000Z", "ended_at": "2026-11-20T14:00:41.500Z",
-                    "duration_ms": 41500},
+        "agent": {
+            "id": session.agent_id,
+            "name": "Intake line",
+            "platform": "vapi",
+            "upstream_model": "openai:gpt-4o-mini",
+        },
+        "session": {
+            "id": session.id,
+            "external_ref": "call-intake-0001",
+            "status": "ok",
+            "started_at": "2026-11-20T14:00:00.000Z",
+            "ended_at": "2026-11-20T14:00:41.500Z",
+            "duration_ms": 41500,
+        },
         "time_window": {"from": "2026-11-20T14:00:00.000Z", "to": "2026-11-20T14:00:41.500Z"},
-    }  # fmt: skip
+    }
     assert report["redactions_by_kind"] == {"DOB": 2, "MRN": 2, "NAME": 2, "PHONE": 1}
     assert report["redactions_by_pass"] == {"regex": 4, "ner": 3}
     assert report["summary"]["redactions_by_action"] == {"tokenize": 7, "redact": 0, "passthrough": 0}
@@ -101,21 +129,39 @@ def test_intake_call_report(seeded):
     assert report["summary"]["verdict"] == "no_alerts"
     assert report["leak_detection"]["rehydrations"] == 2
     assert report["baa_chain"]["hops"] == [
-        {"hop": "llm", "vendor": "openai", "baa": True, "retention_days": 0, "count": 2, "first_turn": 1,
-         "first_seq": 3},
-        {"hop": "tts", "vendor": "elevenlabs", "baa": True, "retention_days": 0, "count": 1, "first_turn": 3,
-         "first_seq": 12},
-    ]  # fmt: skip
+        {
+            "hop": "llm",
+            "vendor": "openai",
+            "baa": True,
+            "retention_days": 0,
+            "count": 2,
+            "first_turn": 1,
+            "first_seq": 3,
+        },
+        {
+            "hop": "tts",
+            "vendor": "elevenlabs",
+            "baa": True,
+            "retention_days": 0,
+            "count": 1,
+            "first_turn": 3,
+            "first_seq": 12,
+        },
+    ]
     assert report["baa_chain"]["all_baa"] is True
     assert report["policy"] == {"name": "healthcare-default", "version": 3, "sha256": session.policy_sha256}
     assert report["policy_snapshot"] == session.policy_snapshot
     assert report["upstream_model"] == "openai:gpt-4o-mini"
     assert report["audit_integrity"]["seal"] == {
-        "status": "sealed", "sealed_at": "2026-11-20T14:00:41.500Z", "tree_size": 14,
-        "merkle_root_hex": session.merkle_root_hex, "chain_head_hex": session.chain_head,
-        "signature": session.seal["signature"], "signature_kid": session.seal["signature"]["kid"],
+        "status": "sealed",
+        "sealed_at": "2026-11-20T14:00:41.500Z",
+        "tree_size": 14,
+        "merkle_root_hex": session.merkle_root_hex,
+        "chain_head_hex": session.chain_head,
+        "signature": session.seal["signature"],
+        "signature_kid": session.seal["signature"]["kid"],
         "matches_log": True,
-    }  # fmt: skip
+    }
     assert report["verification"]["urls"] == {
         "keys": "/api/v1/keys",
         "events": f"/api/v1/sessions/{session.id}/events",
@@ -126,10 +172,17 @@ def test_intake_call_report(seeded):
 def test_payment_call_pci_section(seeded):
     pci = report_of(by_ref(seeded, "call-payment-0002"))["pci_dss"]
     assert pci == {
-        "card_data_detected": True, "detections": 1, "luhn_checked": True, "luhn_valid": 1,
-        "masked_before_egress": 1, "all_masked_before_egress": True, "policy_masks_card_numbers": True,
-        "outcome": "all_masked", "alert_count": 0, "alerts": [],
-    }  # fmt: skip
+        "card_data_detected": True,
+        "detections": 1,
+        "luhn_checked": True,
+        "luhn_valid": 1,
+        "masked_before_egress": 1,
+        "all_masked_before_egress": True,
+        "policy_masks_card_numbers": True,
+        "outcome": "all_masked",
+        "alert_count": 0,
+        "alerts": [],
+    }
 
 
 def test_rehydration_call_leak_section(seeded):
@@ -154,8 +207,13 @@ def test_rehydration_call_leak_section(seeded):
         "detection_degraded": [{"seq": 5, "turn": 2, "ts": "2026-11-20T16:00:06.000Z", "reason": "ner_timeout"}],
         "outcome": "alerts_present",
     }
-    assert report["summary"]["alerts_by_type"] == {"rehydration_failed": 1, "leak_detected": 1, "non_baa_egress": 0,
-                                                   "card_not_masked": 0, "detection_degraded": 1}  # fmt: skip
+    assert report["summary"]["alerts_by_type"] == {
+        "rehydration_failed": 1,
+        "leak_detected": 1,
+        "non_baa_egress": 0,
+        "card_not_masked": 0,
+        "detection_degraded": 1,
+    }
     assert report["cover"]["session"]["status"] == "partial"
 
 
@@ -165,9 +223,15 @@ def test_non_baa_hop_is_an_alert(seeded):
     assert baa["all_baa"] is False
     assert baa["alert_count"] == 1
     assert baa["alerts"] == [
-        {"seq": 3, "turn": 1, "ts": "2026-11-20T17:00:02.100Z", "hop": "llm", "vendor": "acme-llm-beta",
-         "retention_days": 30}
-    ]  # fmt: skip
+        {
+            "seq": 3,
+            "turn": 1,
+            "ts": "2026-11-20T17:00:02.100Z",
+            "hop": "llm",
+            "vendor": "acme-llm-beta",
+            "retention_days": 30,
+        }
+    ]
     assert [h["vendor"] for h in baa["hops"]] == ["deepgram", "acme-llm-beta"]
     assert report["summary"]["alerts_by_type"]["non_baa_egress"] == 1
     assert report["retention_attestation"]["max_vendor_retention_days"] == 30
@@ -179,13 +243,27 @@ def test_egress_hops_and_alerts_match_an_event_by_event_recount(agent, monkeypat
     # hops must come out as a plain walk over the events says.
     monkeypatch.setattr(walk, "CHUNK_EVENTS", chunk)
     session, _ = start_session(agent, external_ref="call-egress", started_at=T0)
-    vendors = [("llm", "openai", True, 0), ("stt", "deepgram", True, 0), ("llm", "beta", False, 30),
-               ("tts", "elevenlabs", True, 7), ("llm", "beta", False, 90)]  # fmt: skip
+    vendors = [
+        ("llm", "openai", True, 0),
+        ("stt", "deepgram", True, 0),
+        ("llm", "beta", False, 30),
+        ("tts", "elevenlabs", True, 7),
+        ("llm", "beta", False, 90),
+    ]
     events = []
     for i in range(37):
         hop, vendor, baa, days = vendors[(i * i + i // 3) % len(vendors)]
-        events.append({"ts": format_ts(T0), "kind": "egress.forwarded", "turn": i // 2, "hop": hop, "vendor": vendor,
-                       "baa": baa, "retention_days": days})  # fmt: skip
+        events.append(
+            {
+                "ts": format_ts(T0),
+                "kind": "egress.forwarded",
+                "turn": i // 2,
+                "hop": hop,
+                "vendor": vendor,
+                "baa": baa,
+                "retention_days": days,
+            }
+        )
         if i % 5 == 0:
             events.append(
                 {
@@ -203,8 +281,16 @@ def test_egress_hops_and_alerts_match_an_event_by_event_recount(agent, monkeypat
         key = (e["hop"], e["vendor"], e["baa"], e["retention_days"])
         hops.setdefault(key, {"count": 0, "first_turn": e["turn"], "first_seq": e["seq"]})["count"] += 1
         if not e["baa"]:
-            alerts.append({"seq": e["seq"], "turn": e["turn"], "ts": e["ts"], "hop": e["hop"], "vendor": e["vendor"],
-                           "retention_days": e["retention_days"]})  # fmt: skip
+            alerts.append(
+                {
+                    "seq": e["seq"],
+                    "turn": e["turn"],
+                    "ts": e["ts"],
+                    "hop": e["hop"],
+                    "vendor": e["vendor"],
+                    "retention_days": e["retention_days"],
+                }
+            )
     report = report_of(session)
     baa = report["baa_chain"]
     assert baa["hops"] == [
@@ -218,11 +304,16 @@ def test_egress_hops_and_alerts_match_an_event_by_event_recount(agent, monkeypat
 def test_globex_call_retention_and_audio_policy(seeded):
     report = report_of(seeded.other_sessions[0])
     assert report["retention_attestation"] == {
-        "policy_logs_payloads": True, "retention_days": 30, "payloads_persisted": 1,
-        "payloads_by_what": {"request": 0, "masked": 1, "response": 0}, "originals_persisted": False,
-        "all_payloads_encrypted": True, "consistent_with_policy": True, "max_vendor_retention_days": 0,
+        "policy_logs_payloads": True,
+        "retention_days": 30,
+        "payloads_persisted": 1,
+        "payloads_by_what": {"request": 0, "masked": 1, "response": 0},
+        "originals_persisted": False,
+        "all_payloads_encrypted": True,
+        "consistent_with_policy": True,
+        "max_vendor_retention_days": 0,
         "statement": report["retention_attestation"]["statement"],
-    }  # fmt: skip
+    }
     assert report["safe_harbor_coverage"]["P_biometric"] == "none"  # audio, retained and forwarded by default
     assert report["safe_harbor_coverage"]["C_dates"] == "none"  # DOB is passthrough
     assert report["safe_harbor"]["applicable_categories"] == 17
@@ -236,9 +327,13 @@ def test_empty_and_live_calls(seeded):
     assert empty["retention_attestation"]["max_vendor_retention_days"] is None
     live = report_of(by_ref(seeded, "call-live-0006"))
     assert live["cover"]["session"] | {"id": None} == {
-        "id": None, "external_ref": "call-live-0006", "status": "active", "started_at": "2026-11-20T19:00:00.000Z",
-        "ended_at": None, "duration_ms": None,
-    }  # fmt: skip
+        "id": None,
+        "external_ref": "call-live-0006",
+        "status": "active",
+        "started_at": "2026-11-20T19:00:00.000Z",
+        "ended_at": None,
+        "duration_ms": None,
+    }
     assert live["audit_integrity"]["seal"]["status"] == "open"
     assert schema_errors({"report": live}) == []
 
@@ -309,8 +404,11 @@ def _broken(session: Session) -> AuditChainBroken:
 def test_changed_event_bytes_break_at_that_seq(agent):
     session, _ = start_session(agent, external_ref="call-1", started_at=T0)
     append_events(session, many_events(8))
-    _tamper("UPDATE audit_auditevent SET canonical = REPLACE(canonical, 'PHONE', 'EMAIL') "
-            "WHERE session_id = %s AND seq = 2", [session.id])  # fmt: skip
+    _tamper(
+        "UPDATE audit_auditevent SET canonical = REPLACE(canonical, 'PHONE', 'EMAIL') "
+        "WHERE session_id = %s AND seq = 2",
+        [session.id],
+    )
     broken = _broken(session)
     assert (broken.seq, broken.reason) == (2, "event bytes do not match the stored event hash")
 
@@ -393,29 +491,42 @@ def test_walk_reads_back_the_exact_stored_bytes_even_with_escapes(agent):
         '{"b":"\\\\\\\\n not a newline","c":"\x7f raw \t and \n","d":"Zoë 患者 \x1e"}',
     ]
     for offset, canonical in enumerate(odd, start=1):
-        AuditEvent.objects.create(id=f"evt_{offset:026d}", session_id=session.id, seq=offset, kind="x", ts=T0,
-                                  canonical=canonical, event_hash="0" * 64, prev_hash=str(offset) * 64)  # fmt: skip
+        AuditEvent.objects.create(
+            id=f"evt_{offset:026d}",
+            session_id=session.id,
+            seq=offset,
+            kind="x",
+            ts=T0,
+            canonical=canonical,
+            event_hash="0" * 64,
+            prev_hash=str(offset) * 64,
+        )
     stored = list(AuditEvent.objects.filter(session=session).order_by("seq").values_list("canonical", flat=True))
     assert [row for chunk in iter_canonical_chunks(session, size=3) for row in chunk] == [t.encode() for t in stored]
 
 
 def test_timeline_counts_redactions_egress_and_alerts_per_turn(seeded):
     assert report_of(by_ref(seeded, "call-intake-0001"))["timeline"] == {
-        "first_turn": 1, "last_turn": 3, "bucket_size": 1,
+        "first_turn": 1,
+        "last_turn": 3,
+        "bucket_size": 1,
         "buckets": [
             {"from_turn": 1, "to_turn": 1, "redactions": 2, "egress": 1, "alerts": 0},
             {"from_turn": 2, "to_turn": 2, "redactions": 3, "egress": 1, "alerts": 0},
             {"from_turn": 3, "to_turn": 3, "redactions": 2, "egress": 1, "alerts": 0},
         ],
-    }  # fmt: skip
+    }
     leak = report_of(by_ref(seeded, "call-rehydration-0003"))["timeline"]
     assert [(b["from_turn"], b["redactions"], b["egress"], b["alerts"]) for b in leak["buckets"]] == [
         (1, 1, 1, 2),
         (2, 0, 0, 1),
     ]
     assert report_of(by_ref(seeded, "call-empty-0005"))["timeline"] == {
-        "first_turn": None, "last_turn": None, "bucket_size": 1, "buckets": []
-    }  # fmt: skip
+        "first_turn": None,
+        "last_turn": None,
+        "bucket_size": 1,
+        "buckets": [],
+    }
 
 
 @pytest.mark.parametrize(("chunk", "pipelined"), [(1, False), (7, True), (1024, False), (1024, True)])
@@ -427,12 +538,31 @@ def test_timeline_of_a_long_call_is_bucketed_and_sums_to_the_totals(agent, monke
     session, _ = start_session(agent, external_ref="call-long", started_at=T0)
     events = []
     for turn in range(3, 903, 2):  # turns 3..901, every other one
-        events.append({"ts": format_ts(T0), "kind": "phi.redacted", "turn": turn, "pass": "regex",
-                       "entity_kind": "PHONE", "span": [0, 4], "action": "tokenize", "token_kind": "MSKV1",
-                       "kid": "K"})  # fmt: skip
+        events.append(
+            {
+                "ts": format_ts(T0),
+                "kind": "phi.redacted",
+                "turn": turn,
+                "pass": "regex",
+                "entity_kind": "PHONE",
+                "span": [0, 4],
+                "action": "tokenize",
+                "token_kind": "MSKV1",
+                "kid": "K",
+            }
+        )
         if turn % 10 == 3:
-            events.append({"ts": format_ts(T0), "kind": "egress.forwarded", "turn": turn, "hop": "llm",
-                           "vendor": "beta", "baa": False, "retention_days": 1})  # fmt: skip
+            events.append(
+                {
+                    "ts": format_ts(T0),
+                    "kind": "egress.forwarded",
+                    "turn": turn,
+                    "hop": "llm",
+                    "vendor": "beta",
+                    "baa": False,
+                    "retention_days": 1,
+                }
+            )
     append_events(session, events)
     report = report_of(session)
     timeline = report["timeline"]

@@ -46,20 +46,53 @@ def _stress_session(agent) -> Session:
     for turn in range(1, 211):  # 30 of each alert, twice the PDF's cap
         ts = format_ts(T0 + timedelta(seconds=turn))
         kind = kinds[turn % len(kinds)]
-        events.append({"ts": ts, "kind": "phi.redacted", "turn": turn, "pass": ("regex", "ner")[turn % 2],
-                       "entity_kind": kind, "span": [0, 9], "action": "tokenize", "token_kind": "MSKV1",
-                       "kid": "K"})  # fmt: skip
+        events.append(
+            {
+                "ts": ts,
+                "kind": "phi.redacted",
+                "turn": turn,
+                "pass": ("regex", "ner")[turn % 2],
+                "entity_kind": kind,
+                "span": [0, 9],
+                "action": "tokenize",
+                "token_kind": "MSKV1",
+                "kid": "K",
+            }
+        )
         hop = ("stt", "llm", "tts", "telephony")[turn % 4]
-        events.append({"ts": ts, "kind": "egress.forwarded", "turn": turn, "hop": hop,
-                       "vendor": f"{LONG_VENDORS[turn % 4]}-{turn % 23}", "baa": turn % 3 != 0,
-                       "retention_days": turn % 400})  # fmt: skip
+        events.append(
+            {
+                "ts": ts,
+                "kind": "egress.forwarded",
+                "turn": turn,
+                "hop": hop,
+                "vendor": f"{LONG_VENDORS[turn % 4]}-{turn % 23}",
+                "baa": turn % 3 != 0,
+                "retention_days": turn % 400,
+            }
+        )
         if turn % 7 == 0:
-            events.append({"ts": ts, "kind": "phi.rehydration_failed", "turn": turn, "entity_kind": kind,
-                           "reason": "token_not_returned_upstream"})  # fmt: skip
+            events.append(
+                {
+                    "ts": ts,
+                    "kind": "phi.rehydration_failed",
+                    "turn": turn,
+                    "entity_kind": kind,
+                    "reason": "token_not_returned_upstream",
+                }
+            )
             events.append({"ts": ts, "kind": "leak.detected", "turn": turn, "entity_kind": kind, "stage": "response"})
             events.append({"ts": ts, "kind": "detection.degraded", "turn": turn, "reason": "ner_timeout"})
-            events.append({"ts": ts, "kind": "pci.card_detected", "turn": turn, "luhn_valid": True,
-                           "masked_before_egress": False, "action": "passthrough"})  # fmt: skip
+            events.append(
+                {
+                    "ts": ts,
+                    "kind": "pci.card_detected",
+                    "turn": turn,
+                    "luhn_valid": True,
+                    "masked_before_egress": False,
+                    "action": "passthrough",
+                }
+            )
     append_events(session, events)
     end_session(session, status="error", now=T0 + timedelta(seconds=210))
     return session

@@ -54,8 +54,14 @@ def _report(world: World, agent: Agent | None = None, window: Window = WINDOW):
 
 def _sum_of_session_reports(sessions) -> dict:
     """The period figures as the sum of each session's own report."""
-    total: dict = {"by_kind": Counter(), "by_pass": Counter(), "by_action": Counter(), "alerts": Counter(),
-                   "payloads": Counter(), "hops": Counter()}  # fmt: skip
+    total: dict = {
+        "by_kind": Counter(),
+        "by_pass": Counter(),
+        "by_action": Counter(),
+        "alerts": Counter(),
+        "payloads": Counter(),
+        "hops": Counter(),
+    }
     scalars = Counter()
     for session in sessions:
         data = build_session_report(session, generated_at=NOW).as_json()

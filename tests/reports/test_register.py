@@ -54,8 +54,9 @@ def test_sqlite_refuses_insert_or_replace_in_the_register(record):
 
 
 def test_register_is_read_only_in_the_admin(record, client):
-    staff = get_user_model().objects.create_superuser(username="ops@masker.test", email="ops@masker.test",
-                                                      password="pw-ops")  # fmt: skip
+    staff = get_user_model().objects.create_superuser(
+        username="ops@masker.test", email="ops@masker.test", password="pw-ops"
+    )
     client.force_login(staff)
     changelist = client.get(reverse("admin:reports_reportrecord_changelist"))
     assert changelist.status_code == 200

@@ -60,11 +60,29 @@ def test_json_rendering_keeps_spec_key_order_and_utf8(seeded):
 
 def test_pdf_lists_are_capped_and_length_is_bounded(agent):
     session, _ = start_session(agent, external_ref="call-leaky", started_at=T0)
-    leaks = [{"ts": format_ts(T0 + timedelta(seconds=i)), "kind": "leak.detected", "turn": i, "entity_kind": "NAME",
-              "stage": "egress"} for i in range(400)]  # fmt: skip
+    leaks = [
+        {
+            "ts": format_ts(T0 + timedelta(seconds=i)),
+            "kind": "leak.detected",
+            "turn": i,
+            "entity_kind": "NAME",
+            "stage": "egress",
+        }
+        for i in range(400)
+    ]
     append_events(session, leaks)
-    hops = [{"ts": format_ts(T0), "kind": "egress.forwarded", "turn": 1, "hop": "llm", "vendor": f"vendor-{i}",
-             "baa": False, "retention_days": 1} for i in range(40)]  # fmt: skip
+    hops = [
+        {
+            "ts": format_ts(T0),
+            "kind": "egress.forwarded",
+            "turn": 1,
+            "hop": "llm",
+            "vendor": f"vendor-{i}",
+            "baa": False,
+            "retention_days": 1,
+        }
+        for i in range(40)
+    ]
     append_events(session, hops)
     report = signed_report(session)
     html = render_report_html(report)
@@ -79,8 +97,14 @@ def test_pdf_lists_are_capped_and_length_is_bounded(agent):
 
 def test_fetcher_refuses_network_urls_and_files_outside_the_assets(tmp_path):
     fetcher = LocalAssetFetcher(assets_dir())
-    for url in ("https://example.com/x.css", "http://127.0.0.1:8101/x.css", "ftp://example.com/x",
-                "data:text/css,body{}", "file:///etc/passwd", f"{assets_dir().as_uri()}/../../manage.py"):  # fmt: skip
+    for url in (
+        "https://example.com/x.css",
+        "http://127.0.0.1:8101/x.css",
+        "ftp://example.com/x",
+        "data:text/css,body{}",
+        "file:///etc/passwd",
+        f"{assets_dir().as_uri()}/../../manage.py",
+    ):
         with pytest.raises((PermissionError, ValueError)):
             fetcher.fetch(url)
     with pytest.raises(FileNotFoundError):

@@ -35,8 +35,9 @@ def test_account_report_to_a_json_file(world, tmp_path):
 
 def test_agent_report_to_a_pdf_file(world, tmp_path):
     target = tmp_path / "agent.pdf"
-    call_command("report", "--agent", world.triage.id, *WINDOW, "--format", "pdf", "--output", str(target),
-                 stderr=io.StringIO())  # fmt: skip
+    call_command(
+        "report", "--agent", world.triage.id, *WINDOW, "--format", "pdf", "--output", str(target), stderr=io.StringIO()
+    )
     (attached,) = pdf_attachments(target.read_bytes()).values()
     report = json.loads(attached)["report"]
     assert (report["scope"], report["cover"]["agent"]["id"]) == ("agent", world.triage.id)
@@ -47,8 +48,17 @@ def test_bad_input_is_a_command_error(world, tmp_path):
     with pytest.raises(CommandError, match="agent agt_nope not found"):
         call_command("report", "--agent", "agt_nope", *WINDOW, "--output", out)
     with pytest.raises(CommandError, match="validation_failed"):
-        call_command("report", "--account", world.account.id, "--from", "2026-03-01T00:00:00Z", "--to",
-                     "2026-03-01T00:00:00Z", "--output", out)  # fmt: skip
+        call_command(
+            "report",
+            "--account",
+            world.account.id,
+            "--from",
+            "2026-03-01T00:00:00Z",
+            "--to",
+            "2026-03-01T00:00:00Z",
+            "--output",
+            out,
+        )
     with pytest.raises(CommandError, match="window_too_large"):
         call_command("report", "--account", world.account.id, *WINDOW, "--max-events", "5", "--output", out)
     assert not ReportRecord.objects.exists()

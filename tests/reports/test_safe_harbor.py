@@ -11,9 +11,25 @@ from reports.safe_harbor import CATEGORIES, category_status, coverage_percent, s
 from tests.reports.report_support import AUDIO_FORWARDED, AUDIO_NOT_KEPT, DATES_PARTIAL, PASSTHROUGH
 
 ALL_KEYS = [
-    "A_names", "B_geo", "C_dates", "D_phone", "E_fax", "F_email", "G_ssn", "H_mrn", "I_health_plan", "J_account",
-    "K_license", "L_vehicle", "M_device", "N_url", "O_ip", "P_biometric", "Q_photo", "R_other",
-]  # fmt: skip
+    "A_names",
+    "B_geo",
+    "C_dates",
+    "D_phone",
+    "E_fax",
+    "F_email",
+    "G_ssn",
+    "H_mrn",
+    "I_health_plan",
+    "J_account",
+    "K_license",
+    "L_vehicle",
+    "M_device",
+    "N_url",
+    "O_ip",
+    "P_biometric",
+    "Q_photo",
+    "R_other",
+]
 
 
 def matrix_of(text: str) -> dict[str, str]:
@@ -28,8 +44,10 @@ def test_matrix_has_all_eighteen_categories_in_regulation_order():
 def test_full_default_policy_is_full_everywhere_but_catch_all_and_not_applicable_media():
     matrix = safe_harbor_matrix(parse_policy(HEALTHCARE_DEFAULT))
     expected = dict.fromkeys(ALL_KEYS, "full") | {
-        "P_biometric": "not_applicable", "Q_photo": "not_applicable", "R_other": "partial",
-    }  # fmt: skip
+        "P_biometric": "not_applicable",
+        "Q_photo": "not_applicable",
+        "R_other": "partial",
+    }
     assert dict(matrix.coverage) == expected
     assert matrix.applicable_categories == 16
     assert matrix.coverage_percent == Decimal("96.9")  # (15 + 0.5) / 16 = 96.875, half-up
@@ -83,9 +101,17 @@ def test_unknown_category_is_a_key_error():
 
 @pytest.mark.parametrize(
     ("full", "partial", "none", "expected"),
-    [(16, 0, 0, "100.0"), (0, 0, 16, "0.0"), (0, 1, 0, "50.0"), (1, 0, 2, "33.3"), (2, 0, 1, "66.7"),
-     (15, 1, 0, "96.9"), (0, 1, 15, "3.1"), (1, 0, 15, "6.3")],  # 6.25: half-up, not half-even
-)  # fmt: skip
+    [
+        (16, 0, 0, "100.0"),
+        (0, 0, 16, "0.0"),
+        (0, 1, 0, "50.0"),
+        (1, 0, 2, "33.3"),
+        (2, 0, 1, "66.7"),
+        (15, 1, 0, "96.9"),
+        (0, 1, 15, "3.1"),
+        (1, 0, 15, "6.3"),
+    ],  # 6.25: half-up, not half-even
+)
 def test_coverage_percent_rounds_half_up_to_one_decimal(full, partial, none, expected):
     coverage = {f"k{i}": "full" for i in range(full)}
     coverage |= {f"p{i}": "partial" for i in range(partial)} | {f"n{i}": "none" for i in range(none)}

@@ -84,9 +84,15 @@ def test_report_of_other_accounts_session_is_404(seeded, acme_client):
 
 @pytest.mark.parametrize(
     "bad_id",
-    ["sess_nonsense", "sess_01M8H5ZWSZ40WJ0JDEB2HJM43q", "agt_01M8H5ZWRZ98MA3YDMWPHXP7AJ", "1",
-     "sess_01M8H5ZWSZ40WJ0JDEB2HJM43QQ", "sess_01M8H5ZWSZ40WJ0JDEB2HJM43I"],
-)  # fmt: skip
+    [
+        "sess_nonsense",
+        "sess_01M8H5ZWSZ40WJ0JDEB2HJM43q",
+        "agt_01M8H5ZWRZ98MA3YDMWPHXP7AJ",
+        "1",
+        "sess_01M8H5ZWSZ40WJ0JDEB2HJM43QQ",
+        "sess_01M8H5ZWSZ40WJ0JDEB2HJM43I",
+    ],
+)
 def test_report_of_malformed_id_is_404(seeded, acme_client, bad_id):
     response = acme_client.get(report_url(bad_id))
     assert response.status_code == 404
@@ -251,9 +257,25 @@ def test_schema_file_is_served_publicly():
 
 
 FULL_DEFAULT = dict.fromkeys(
-    ["A_names", "B_geo", "C_dates", "D_phone", "E_fax", "F_email", "G_ssn", "H_mrn", "I_health_plan", "J_account",
-     "K_license", "L_vehicle", "M_device", "N_url", "O_ip"], "full",
-) | {"P_biometric": "not_applicable", "Q_photo": "not_applicable", "R_other": "partial"}  # fmt: skip
+    [
+        "A_names",
+        "B_geo",
+        "C_dates",
+        "D_phone",
+        "E_fax",
+        "F_email",
+        "G_ssn",
+        "H_mrn",
+        "I_health_plan",
+        "J_account",
+        "K_license",
+        "L_vehicle",
+        "M_device",
+        "N_url",
+        "O_ip",
+    ],
+    "full",
+) | {"P_biometric": "not_applicable", "Q_photo": "not_applicable", "R_other": "partial"}
 NOTHING_TEXT = dict.fromkeys(FULL_DEFAULT, "none") | {"P_biometric": "not_applicable", "Q_photo": "not_applicable"}
 
 
@@ -261,21 +283,29 @@ NOTHING_TEXT = dict.fromkeys(FULL_DEFAULT, "none") | {"P_biometric": "not_applic
     ("policy_text", "expected", "percent"),
     [
         (HEALTHCARE_DEFAULT, FULL_DEFAULT, 96.9),
-        (DATES_PARTIAL, NOTHING_TEXT | {"A_names": "full", "B_geo": "partial", "C_dates": "partial", "D_phone": "full"},
-         18.8),
+        (
+            DATES_PARTIAL,
+            NOTHING_TEXT | {"A_names": "full", "B_geo": "partial", "C_dates": "partial", "D_phone": "full"},
+            18.8,
+        ),
         (PASSTHROUGH, NOTHING_TEXT | {"F_email": "full", "J_account": "partial"}, 9.4),
         (AUDIO_NOT_KEPT, NOTHING_TEXT | {"A_names": "full", "P_biometric": "full"}, 11.8),
         (AUDIO_FORWARDED, NOTHING_TEXT | {"A_names": "full", "P_biometric": "none"}, 5.9),
     ],
     ids=["full-default", "dates-partial", "passthrough-kinds", "audio-not-kept", "audio-forwarded"],
-)  # fmt: skip
+)
 def test_safe_harbor_matrix_through_the_endpoint(seeded, acme_client, policy_text, expected, percent):
     # The seed already holds the full default policy (same name and version): reuse it.
     policy = Policy.objects.filter(account=seeded.account, yaml_text=policy_text).first() or Policy.objects.create(
         account=seeded.account, name="p", version=1, yaml_text=policy_text
     )
-    agent = Agent.objects.create(account=seeded.account, name=f"Agent {policy.name} {policy.version}",
-                                 platform="vapi", upstream_model="m", policy=policy)  # fmt: skip
+    agent = Agent.objects.create(
+        account=seeded.account,
+        name=f"Agent {policy.name} {policy.version}",
+        platform="vapi",
+        upstream_model="m",
+        policy=policy,
+    )
     session, _ = start_session(agent, external_ref="call-matrix", started_at=T0)
     report = acme_client.get(report_url(session.id)).json()["report"]
     assert report["safe_harbor_coverage"] == expected

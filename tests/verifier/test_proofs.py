@@ -1,4 +1,4 @@
-"""Inclusion and consistency proofs end to end (issue 6, acceptance 2): served over HTTP, checked by the offline
+"""Inclusion and consistency proofs end to end: served over HTTP, checked by the offline
 verifier's ``proof`` subcommand and by the RFC 9162 reference implementation of tests/verifier/test_merkle.py, which
 shares no code with audit/. Mutated proofs fail both."""
 

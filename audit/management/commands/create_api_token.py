@@ -13,9 +13,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--account", required=True, help="acc_… id of the account")
         parser.add_argument(
-            "--scopes", nargs="+", required=True, choices=ApiToken.SCOPES, metavar="SCOPE",
+            "--scopes",
+            nargs="+",
+            required=True,
+            choices=ApiToken.SCOPES,
+            metavar="SCOPE",
             help=f"one or more of: {', '.join(ApiToken.SCOPES)}",
-        )  # fmt: skip
+        )
         parser.add_argument("--name", default="", help="a label, e.g. 'proxy-prod' (no secrets, no PHI)")
 
     def handle(self, *args, account: str, scopes: list[str], name: str, **options):
