@@ -73,6 +73,30 @@ class RunCreateSerializer(StrictSerializer):
         return data
 
 
+def run_request_of(account, body: object) -> RunRequest:
+    """A run request body (the API's JSON, or the console's form put in the same shape) validated for ``account``:
+    400 ``validation_failed`` naming the bad fields, 404 ``session_not_found``/``agent_not_found`` for a subject that
+    is not the account's, 400 for a bad window (``reports.period.parse_window``)."""
+    serializer = RunCreateSerializer(data=body)
+    if not serializer.is_valid():
+        raise_invalid(serializer)
+    data = serializer.validated_data
+    scope = data["scope"]
+    session = Session.objects.get_visible(account, data["session_id"]) if scope == "session" else None
+    agent = Agent.objects.get_visible(account, data["agent_id"]) if scope == "agent" else None
+    window = None
+    if scope != "session":
+        window = parse_window(data.get("from"), data.get("to"), now=timezone.now())
+    return RunRequest(
+        scope=scope,
+        session=session,
+        agent=agent,
+        window=window,
+        formats=tuple(data.get("formats", ["json"])),
+        bundle=data.get("bundle", False),
+    )
+
+
 class RunFileSerializer(serializers.Serializer):
     name = serializers.CharField()
     content_type = serializers.CharField()
@@ -248,25 +272,8 @@ class RunListView(ApiView):
     )
     def post(self, request):
         key = idempotency_key_of(request)
-        serializer = RunCreateSerializer(data=request.data)
-        if not serializer.is_valid():
-            raise_invalid(serializer)
-        data = serializer.validated_data
         account = request_account(request)
-        scope = data["scope"]
-        session = Session.objects.get_visible(account, data["session_id"]) if scope == "session" else None
-        agent = Agent.objects.get_visible(account, data["agent_id"]) if scope == "agent" else None
-        window = None
-        if scope != "session":
-            window = parse_window(data.get("from"), data.get("to"), now=timezone.now())
-        run_request = RunRequest(
-            scope=scope,
-            session=session,
-            agent=agent,
-            window=window,
-            formats=tuple(data.get("formats", ["json"])),
-            bundle=data.get("bundle", False),
-        )
+        run_request = run_request_of(account, request.data)
         run, replayed = start_run(
             account, run_request, body=request.data, created_by=actor_of(request), idempotency_key=key
         )
@@ -378,4 +385,4 @@ class RunFileView(ApiView):
         return super().perform_content_negotiation(request, force=True)
 
 
-__all__ = ["RunDetailView", "RunFileView", "RunListView"]
+__all__ = ["RunDetailView", "RunFileView", "RunListView", "run_json", "run_request_of"]
