@@ -11,9 +11,11 @@ import pytest
 from django.conf import settings
 
 from audit.demo import DEMO_EMAIL, DEMO_PASSWORD, OTHER_EMAIL, OTHER_PASSWORD, seed_demo
+from reports.models import ReportRun
 from tests.browser.conftest import AXE_VERSION
 from tests.browser.test_console_browser import RecordedContext
 from tests.reports.report_support import pdf_attachments
+from tests.reports.runs_support import run_here, start_here
 
 pytestmark = pytest.mark.browser
 
@@ -125,6 +127,12 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_console_page(
     live_server, chromium, axe_script, viewport, label
 ):
     demo = seed_demo()
+    november = {"from": "2026-11-01T00:00:00Z", "to": "2026-12-01T00:00:00Z", "formats": ["json", "pdf"]}
+    succeeded = run_here(start_here(demo.account, {"scope": "account", **november, "bundle": True}))
+    assert succeeded.status == "succeeded", succeeded.error
+    queued = start_here(demo.account, {"scope": "agent", "agent_id": demo.sessions[0].agent_id, **november})
+    failed = start_here(demo.account, {"scope": "session", "session_id": demo.sessions[1].id})
+    ReportRun.objects.filter(pk=failed.pk).update(status="failed", error="Chunk 0 failed 3 times: OSError.")
     base = live_server.url
     recorded = RecordedContext(chromium.launch(), base, viewport)
     page = recorded.page
@@ -144,6 +152,9 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_console_page(
         ),
         "/reports/account/?from=2026-11-01&to=2026-11-30",
         "/reports/",
+        "/reports/runs/",
+        *(f"/reports/runs/{run.id}/" for run in (succeeded, queued, failed)),
+        "/reports/runs/run_00000000000000000000000000/",
         "/logout/",
         "/sessions/sess_00000000000000000000000000/",
     ]
@@ -161,6 +172,8 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_console_page(
         assert page.evaluate(hidden) == [], path
         if path == f"/sessions/{demo.sessions[2].id}/":
             page.screenshot(path=SCREENSHOTS / f"audit-session-leak-{label}.png", full_page=True)
+        if path == f"/reports/runs/{queued.id}/":
+            page.screenshot(path=SCREENSHOTS / f"audit-run-queued-{label}.png", full_page=True)
         if path == "/reports/":
             page.screenshot(path=SCREENSHOTS / f"audit-reports-issued-{label}.png", full_page=True)
     assert {path: found for path, found in problems.items() if found} == {}
