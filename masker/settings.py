@@ -250,12 +250,14 @@ if MASKER_BROKER_URL:
     # A message a worker took and never acknowledged (it died) is handed out again after this many seconds.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("MASKER_BROKER_VISIBILITY_TIMEOUT", 3600)}
 else:
-    for _folder in ("out", "processed"):
+    for _folder in ("out", "processed", "control"):
         (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "out"),
         "data_folder_out": str(BROKER_DIR / "out"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        # The exchange tables too (kombu's default is ./control, i.e. wherever a process was started).
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
