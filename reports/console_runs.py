@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -151,6 +152,14 @@ def run_view(run: ReportRun, agents: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def _member_account(request: HttpRequest) -> Account:
+    """The signed-in user's account; a user of none is refused (403), as by the API."""
+    account = account_of(request.user)
+    if account is None:
+        raise PermissionDenied("This user is not a member of any account.")
+    return account
+
+
 def _agents(account: Account) -> list[Agent]:
     return list(Agent.objects.visible_to(account).only("id", "name").order_by("name"))
 
@@ -160,7 +169,7 @@ def _agents(account: Account) -> list[Agent]:
 def run_list(request: HttpRequest) -> HttpResponse:
     """GET: the start form and the account's runs, newest first. POST: start a run through the API's validation and
     service; 303 to its page, or the form again with the errors (400)."""
-    account = account_of(request.user)
+    account = _member_account(request)
     agents = _agents(account)
     errors: dict[str, list[str]] = {}
     form = _default_form()
@@ -198,7 +207,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
 def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
     """One run: status, progress (polled by run-progress.js while it is queued or running), files; another account's
     run is the 404 page."""
-    account = account_of(request.user)
+    account = _member_account(request)
     try:
         run = ReportRun.objects.select_related("agent").prefetch_related("files").get_visible(account, run_id)
     except RunNotFound:

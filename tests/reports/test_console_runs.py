@@ -6,6 +6,7 @@ import hashlib
 import re
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 
 from audit.idempotency import json_fingerprint
@@ -179,4 +180,12 @@ def test_the_list_is_newest_first_a_page_at_a_time(world):
 def test_the_pages_need_a_login(world):
     for response in (Client().get(URL), Client().post(URL, {"scope": "account"})):
         assert response.status_code == 302 and response["Location"].startswith("/login/")
+    assert not ReportRun.objects.exists()
+
+
+def test_a_user_of_no_account_is_refused(world):
+    client = Client()
+    client.force_login(get_user_model().objects.create_user(username="nobody@x.test", email="nobody@x.test"))
+    assert client.get(URL).status_code == 403
+    assert _start(client).status_code == 403
     assert not ReportRun.objects.exists()
