@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from playwright.sync_api import expect
 
 from audit.demo import DEMO_EMAIL, DEMO_PASSWORD, OTHER_EMAIL, OTHER_PASSWORD, seed_demo
 from reports.models import ReportRun
@@ -195,7 +196,8 @@ def test_the_auditor_path_works_with_the_keyboard_alone(live_server, chromium):
         raise AssertionError(f"no focusable element matched {predicate}")
 
     page.goto(f"{base}/login/")
-    page.keyboard.type(DEMO_EMAIL)  # the email field has the focus on arrival
+    expect(page.get_by_label("Email")).to_be_focused()  # the email field has the focus on arrival (once it settled)
+    page.keyboard.type(DEMO_EMAIL)
     page.keyboard.press("Tab")
     page.keyboard.type(DEMO_PASSWORD)
     page.keyboard.press("Enter")
