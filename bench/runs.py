@@ -19,7 +19,9 @@ Usage: .venv/bin/python bench/runs.py [--window 4000x500] [--workers 1 2] [--poo
 import argparse
 import json
 import os
+import re
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -69,6 +71,14 @@ class Workers:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"worker not ready: {log.read_text()[-2000:]}")
                 time.sleep(0.1)
+
+    def task_seconds(self) -> dict[str, list[float]]:
+        """Per task name, the durations the workers logged ("Task reports.run_chunk[…] succeeded in 1.23s")."""
+        found: dict[str, list[float]] = {}
+        for log in self.logs:
+            for name, seconds in re.findall(r"Task (reports\.\w+)\[[^]]+\] succeeded in ([0-9.]+)s", log.read_text()):
+                found.setdefault(name, []).append(float(seconds))
+        return found
 
     def peaks(self) -> list[list[float]]:
         return [[vm_hwm_mb(pid) for pid in process_tree(p.pid)] for p in self.processes]
@@ -146,6 +156,7 @@ def main() -> None:
         try:
             seconds, report, chunks = run_report(account, window)
             peaks = workers.peaks()
+            tasks = workers.task_seconds()
         finally:
             workers.stop()
         assert figures(report) == figures(sync), "the run's report differs from the synchronous one"
@@ -155,6 +166,10 @@ def main() -> None:
         )
         print(f"{count} worker(s): {seconds:.1f} s for {chunks} chunks = {seconds / sync_seconds:.2f}x synchronous; "
               f"peak RSS {rss} (load {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
+        walks = tasks.get("reports.run_chunk", [])
+        print(f"  chunk tasks: {len(walks)}, {sum(walks):.1f} s in all (mean {statistics.mean(walks or [0]):.2f} s); "
+              f"planning {sum(tasks.get('reports.plan_run', [])):.2f} s; assembly "
+              f"{sum(tasks.get('reports.assemble_run', [])):.2f} s", flush=True)  # fmt: skip
     print(f"this process: peak RSS {common.peak_rss_mb():.0f} MB; walk helper {common.children_peak_rss_mb():.0f} MB")
     print("\ntargets:")
     if 1 in times and 2 in times:

@@ -299,3 +299,24 @@ def test_retention_defaults_to_six_years(world):
     assert purge_expired_files() == 0
     ReportRun.objects.filter(pk=run.pk).update(finished_at=timezone.now() - timedelta(days=2191))
     assert purge_expired_files() == 1
+
+
+def test_the_sweep_queues_abandoned_work_again(world, settings, django_capture_on_commit_callbacks):
+    from reports.runs import plan_run, requeue_abandoned
+
+    settings.MASKER_RUN_CHUNK_EVENTS = 15
+    body = {"scope": "account", **RANGE}
+    queued, planned = (ReportRun.objects.get(pk=_post(world.client(), body).json()["id"]) for _ in "ab")
+    plan_run(planned.id)
+    chunks = RunChunk.objects.filter(run=planned)
+    assert requeue_abandoned() == 0  # every deadline ahead
+    past = timezone.now() - timedelta(seconds=1)
+    ReportRun.objects.filter(pk=queued.pk).update(due_at=past)  # its planning message was lost
+    chunks.filter(index__lt=2).update(lease_until=past, worker="gone@host", attempts=1)  # its worker died
+    with django_capture_on_commit_callbacks() as queued_again:
+        assert requeue_abandoned() == 3
+    assert len(queued_again) == 3
+    assert all(c.lease_until > timezone.now() for c in chunks)
+    queued.refresh_from_db()
+    assert queued.due_at > timezone.now()
+    assert requeue_abandoned() == 0
