@@ -7,6 +7,7 @@ from the environment are read from `.env` when there is one (see ENV_FILE).
 
 import json
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -19,8 +20,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 ENV_FILE = os.environ.get("MASKER_ENV_FILE", str(BASE_DIR / ".env"))
 if ENV_FILE:
     load_dotenv(ENV_FILE, override=False)
+# The service's working folder (SQLite file, collected static files, development keys); created when the app
+# starts (masker/apps.py), never by importing these settings.
 VAR_DIR = Path(os.environ.get("MASKER_VAR_DIR", BASE_DIR / "var"))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -56,6 +58,15 @@ def env_proxy_hops(name: str) -> int:
     if not 0 <= hops <= 10:
         raise ImproperlyConfigured(f"{name} must be 0 (no proxy) or the number of trusted proxy hops, got {raw!r}")
     return hops
+
+
+def env_rate(name: str, default: str) -> str:
+    """A request rate in DRF's syntax, ``<count>/<period>`` with the period ``s``, ``m``, ``h`` or ``d`` (or a word
+    starting with one: ``6000/min``), checked when the settings load rather than on the first request."""
+    raw = os.environ.get(name) or default
+    if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", raw.strip()):
+        raise ImproperlyConfigured(f"{name} must be a rate such as 6000/min (count/s|min|hour|day), got {raw!r}")
+    return raw.strip()
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -172,7 +183,6 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
-STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
 
@@ -220,8 +230,12 @@ CONTENT_SECURITY_POLICY = {
 
 AUTHENTICATION_BACKENDS = ["masker.throttling.LoginLimitBackend"]
 
-# Request body limits (issue 5): bigger bodies are answered 413 before they are parsed.
+# Request body limits: bigger bodies are answered 413 before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MASKER_MAX_BODY_BYTES", 2 * 1024 * 1024)
+
+# The session report's PDF template, and the only folder its assets (fonts, CSS, images) are read from.
+MASKER_REPORT_TEMPLATE = "reports/session_report.html"
+MASKER_REPORT_ASSETS_DIR = BASE_DIR / "static" / "reports"
 
 # A synchronous period report walks at most this many events (the window's sessions' sizes); more is 422.
 MASKER_SYNC_REPORT_MAX_EVENTS = env_int("MASKER_SYNC_REPORT_MAX_EVENTS", 2_000_000)
@@ -321,7 +335,7 @@ REST_FRAMEWORK = {
     # Per API token, counted in the database so the limit holds across gunicorn workers (masker/throttling.py).
     "DEFAULT_THROTTLE_CLASSES": ["masker.throttling.TokenRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
-        "token": os.environ.get("MASKER_TOKEN_RATE", "6000/min"),
+        "token": env_rate("MASKER_TOKEN_RATE", "6000/min"),
     },
 }
 

@@ -63,8 +63,9 @@ def _body_of(account: Account, form: dict[str, Any]) -> dict[str, Any]:
     body: dict[str, Any] = {"scope": scope, "formats": form["formats"]}
     if scope == "agent" and form["agent_id"]:
         body["agent_id"] = form["agent_id"]
-    if scope == "session" and form["session_id"]:
-        body["session_id"] = _session_id(account, form["session_id"])
+    if scope == "session":
+        if form["session_id"]:
+            body["session_id"] = _session_id(account, form["session_id"])
     else:
         body["from"] = _moment(form["from"], next_day=False)
         body["to"] = _moment(form["to"], next_day=True)
@@ -176,10 +177,9 @@ def run_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = _posted_form(request)
         try:
-            run_request = run_request_of(account, _body_of(account, form))
-            run, _ = start_run(
-                account, run_request, body=_body_of(account, form), created_by=actor_of(request), idempotency_key=None
-            )
+            body = _body_of(account, form)
+            run_request = run_request_of(account, body)
+            run, _ = start_run(account, run_request, body=body, created_by=actor_of(request), idempotency_key=None)
         except ApiError as error:
             errors = _form_errors(error)
         else:

@@ -58,12 +58,14 @@ def test_the_page_shows_the_form_and_is_not_stored(world):
         ({"from": "2025-01-01", "to": "2026-03-31"}, "to", "more than 366 days after 'from'"),
         ({"from": "March"}, "from", "not an RFC 3339 date-time"),
         ({"scope": "session", "session_id": "no-such-call"}, "session_id", "No such session in this account."),
+        ({"scope": "session"}, "session_id", "required for scope session"),
     ],
 )
 def test_invalid_forms_show_the_apis_errors_and_start_nothing(world, fields, field, text):
     response = _start(world.client(), **fields)
     assert response.status_code == 400
     assert text in _errors(response)[field]
+    assert set(_errors(response)) <= {field, "general"}
     assert text.replace("'", "&#x27;") in response.content.decode()
     assert 'role="alert"' in response.content.decode()
     assert not ReportRun.objects.exists()
