@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from reports import console, console_period
+from reports import console, console_period, console_runs
 
 app_name = "console"
 
@@ -14,6 +14,8 @@ urlpatterns = [
     path("agents/", console.agent_list, name="agents"),
     path("agents/<str:agent_id>/report/", console_period.agent_report, name="agent-report"),
     path("reports/account/", console_period.account_report, name="account-report"),
+    path("reports/runs/", console_runs.run_list, name="runs"),
+    path("reports/runs/<str:run_id>/", console_runs.run_detail, name="run"),
     path("reports/", console.report_list, name="reports"),
     path("reports.csv", console.report_list_csv, name="reports-csv"),
 ]

@@ -15,6 +15,7 @@ from audit.timestamps import format_ts
 from audit.views import IDEMPOTENCY_KEY
 from masker.api import ScopedView, validated
 from masker.auth import actor_of, request_account
+from masker.pagination import keyset_page
 from masker.query import QuerySerializer, StrictSerializer
 from masker.schema import ATTACHMENT, error_responses, response_header
 from reports.models import ReportRun, RunFile, RunFileNotFound
@@ -73,6 +74,27 @@ class RunCreateSerializer(StrictSerializer):
         if errors:
             raise serializers.ValidationError(errors)
         return data
+
+
+def run_request_of(account, body: object) -> RunRequest:
+    """A run request body (the API's JSON, or the console's form put in the same shape) validated for ``account``:
+    400 ``validation_failed`` naming the bad fields, 404 ``session_not_found``/``agent_not_found`` for a subject that
+    is not the account's, 400 for a bad window (``reports.period.parse_window``)."""
+    data = validated(RunCreateSerializer, body)
+    scope = data["scope"]
+    session = Session.objects.get_visible(account, data["session_id"]) if scope == "session" else None
+    agent = Agent.objects.get_visible(account, data["agent_id"]) if scope == "agent" else None
+    window = None
+    if scope != "session":
+        window = parse_window(data.get("from"), data.get("to"), now=timezone.now())
+    return RunRequest(
+        scope=scope,
+        session=session,
+        agent=agent,
+        window=window,
+        formats=tuple(data.get("formats", ["json"])),
+        bundle=data.get("bundle", False),
+    )
 
 
 class RunFileSerializer(serializers.Serializer):
@@ -250,22 +272,8 @@ class RunListView(ScopedView):
     )
     def post(self, request):
         key = idempotency_key_of(request)
-        data = validated(RunCreateSerializer, request.data)
         account = request_account(request)
-        scope = data["scope"]
-        session = Session.objects.get_visible(account, data["session_id"]) if scope == "session" else None
-        agent = Agent.objects.get_visible(account, data["agent_id"]) if scope == "agent" else None
-        window = None
-        if scope != "session":
-            window = parse_window(data.get("from"), data.get("to"), now=timezone.now())
-        run_request = RunRequest(
-            scope=scope,
-            session=session,
-            agent=agent,
-            window=window,
-            formats=tuple(data.get("formats", ["json"])),
-            bundle=data.get("bundle", False),
-        )
+        run_request = run_request_of(account, request.data)
         run, replayed = start_run(
             account, run_request, body=request.data, created_by=actor_of(request), idempotency_key=key
         )
@@ -294,12 +302,10 @@ class RunListView(ScopedView):
     def get(self, request):
         params = validated(RunListQuerySerializer, request.query_params)
         runs = ReportRun.objects.visible_to(request_account(request)).prefetch_related("files")
-        if "cursor" in params:
-            runs = runs.filter(id__lt=params["cursor"])
-        limit = params["limit"]
-        page = list(runs.order_by("-id")[: limit + 1])
-        next_cursor = page[limit - 1].id if len(page) > limit else None
-        return Response({"report_runs": [run_json(run) for run in page[:limit]], "next_cursor": next_cursor})
+        after = (params["cursor"],) if "cursor" in params else None
+        page, last = keyset_page(runs, ("-id",), after, params["limit"])
+        next_cursor = last[0] if last else None
+        return Response({"report_runs": [run_json(run) for run in page], "next_cursor": next_cursor})
 
 
 class RunDetailView(ScopedView):
@@ -383,4 +389,4 @@ class RunFileView(ScopedView):
         return super().perform_content_negotiation(request, force=True)
 
 
-__all__ = ["RunDetailView", "RunFileView", "RunListView"]
+__all__ = ["RunDetailView", "RunFileView", "RunListView", "run_json", "run_request_of"]

@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from playwright.sync_api import expect
 
 from audit.demo import DEMO_EMAIL, DEMO_PASSWORD, OTHER_EMAIL, OTHER_PASSWORD, seed_demo
+from reports.models import ReportRun
 from tests.browser.conftest import AXE_VERSION
 from tests.browser.test_console_browser import RecordedContext
 from tests.reports.report_support import pdf_attachments
+from tests.reports.runs_support import run_here, start_here
 
 pytestmark = pytest.mark.browser
 
@@ -125,6 +128,12 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_console_page(
     live_server, chromium, axe_script, viewport, label
 ):
     demo = seed_demo()
+    november = {"from": "2026-11-01T00:00:00Z", "to": "2026-12-01T00:00:00Z", "formats": ["json", "pdf"]}
+    succeeded = run_here(start_here(demo.account, {"scope": "account", **november, "bundle": True}))
+    assert succeeded.status == "succeeded", succeeded.error
+    queued = start_here(demo.account, {"scope": "agent", "agent_id": demo.sessions[0].agent_id, **november})
+    failed = start_here(demo.account, {"scope": "session", "session_id": demo.sessions[1].id})
+    ReportRun.objects.filter(pk=failed.pk).update(status="failed", error="Chunk 0 failed 3 times: OSError.")
     base = live_server.url
     recorded = RecordedContext(chromium.launch(), base, viewport)
     page = recorded.page
@@ -144,6 +153,9 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_console_page(
         ),
         "/reports/account/?from=2026-11-01&to=2026-11-30",
         "/reports/",
+        "/reports/runs/",
+        *(f"/reports/runs/{run.id}/" for run in (succeeded, queued, failed)),
+        "/reports/runs/run_00000000000000000000000000/",
         "/logout/",
         "/sessions/sess_00000000000000000000000000/",
     ]
@@ -161,6 +173,8 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_console_page(
         assert page.evaluate(hidden) == [], path
         if path == f"/sessions/{demo.session('call-rehydration-0003').id}/":
             page.screenshot(path=SCREENSHOTS / f"audit-session-leak-{label}.png", full_page=True)
+        if path == f"/reports/runs/{queued.id}/":
+            page.screenshot(path=SCREENSHOTS / f"audit-run-queued-{label}.png", full_page=True)
         if path == "/reports/":
             page.screenshot(path=SCREENSHOTS / f"audit-reports-issued-{label}.png", full_page=True)
     assert {path: found for path, found in problems.items() if found} == {}
@@ -182,7 +196,8 @@ def test_the_auditor_path_works_with_the_keyboard_alone(live_server, chromium):
         raise AssertionError(f"no focusable element matched {predicate}")
 
     page.goto(f"{base}/login/")
-    page.keyboard.type(DEMO_EMAIL)  # the email field has the focus on arrival
+    expect(page.get_by_label("Email")).to_be_focused()  # the email field has the focus on arrival (once it settled)
+    page.keyboard.type(DEMO_EMAIL)
     page.keyboard.press("Tab")
     page.keyboard.type(DEMO_PASSWORD)
     page.keyboard.press("Enter")

@@ -4,19 +4,14 @@ this test process's own. A run over an account of several agents is verified in 
 equals the synchronous period report; a worker killed (SIGKILL) in the middle of a chunk loses nothing."""
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import timedelta
-from pathlib import Path
 
 import psycopg
-from django.conf import settings
 from django.db import connection
 
 from audit.models import Agent, AuditEvent
@@ -24,74 +19,9 @@ from reports.models import ReportRun, RunChunk
 from reports.period import build_period_report, sign_period_report
 from tests import live_gunicorn
 from tests.reports.period_support import FROM, NOW, RANGE, WINDOW, World, _call
-from tests.reports.runs_support import figures
+from tests.reports.runs_support import Process, celery_command, figures, started, worker_command
 
 URL = "/api/v1/report-runs"
-LEASE_SECONDS = 5  # a killed worker's chunk is queued again this long after it was claimed
-
-
-def _environment() -> dict[str, str]:
-    return {
-        **os.environ,  # the broker, its folder, the queue, the run-files folder and the keys folder of this process
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": live_gunicorn.test_database_url(),
-        "MASKER_RUN_CHUNK_EVENTS": "1000",
-        "MASKER_RUN_LEASE_SECONDS": str(LEASE_SECONDS),
-        "MASKER_RUN_REQUEUE_INTERVAL": "1",
-        "MASKER_DB_LOCK_TIMEOUT": "20",
-        "MASKER_DB_STATEMENT_TIMEOUT": "60",
-        "MASKER_LOG_LEVEL": "INFO",
-    }
-
-
-class Process:
-    def __init__(self, command: list[str], log: Path):
-        self.log = log
-        self.stream = log.open("ab")
-        self.popen = subprocess.Popen(command, env=_environment(), cwd=live_gunicorn.ROOT, start_new_session=True,
-                                      stdout=self.stream, stderr=self.stream)  # fmt: skip
-
-    def wait_for(self, text: str, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.log.read_text(errors="replace"):
-                return
-            if self.popen.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise AssertionError(f"no {text!r} from {self.log.name}:\n{self.log.read_text(errors='replace')[-3000:]}")
-
-    def signal(self, number: int) -> None:
-        os.killpg(self.popen.pid, number)  # its own process group: the worker and its pool process
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.signal(signal.SIGKILL)
-                self.popen.wait()
-        self.stream.close()
-
-
-@contextmanager
-def started(command: list[str], log: Path) -> Iterator[Process]:
-    process = Process(command, log)
-    try:
-        yield process
-    finally:
-        process.stop()
-
-
-def _celery(*args: str) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "masker", *args]
-
-
-def _worker(name: str) -> list[str]:
-    queue = settings.CELERY_TASK_DEFAULT_QUEUE
-    return _celery("worker", "-Q", queue, "-c", "1", "-n", name, "--loglevel", "INFO", "--without-mingle",
-                   "--without-gossip")  # fmt: skip
 
 
 def _wait_run(run_id: str, timeout: float = 180) -> ReportRun:
@@ -158,10 +88,14 @@ def test_runs_on_two_workers_equal_the_synchronous_report_and_survive_a_killed_w
 
     with ExitStack() as stack:
         workers = {
-            key: stack.enter_context(started(_worker(name), tmp_path / f"{key}.log")) for key, name in names.items()
+            key: stack.enter_context(started(worker_command(name), tmp_path / f"{key}.log"))
+            for key, name in names.items()
         }
         beat = stack.enter_context(
-            started(_celery("beat", "-s", str(tmp_path / "beat-schedule"), "--loglevel", "INFO"), tmp_path / "beat.log")
+            started(
+                celery_command("beat", "-s", str(tmp_path / "beat-schedule"), "--loglevel", "INFO"),
+                tmp_path / "beat.log",
+            )
         )
         for worker in workers.values():
             worker.wait_for("ready.")
