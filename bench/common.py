@@ -71,15 +71,30 @@ def sample_event(i: int, *, start: datetime = T0) -> dict:
     r = i % 10
     if r < 6:
         kinds = ("NAME", "PHONE", "DOB", "MRN", "ADDRESS", "EMAIL")
-        event = {"ts": ts, "kind": "phi.redacted", "turn": turn, "pass": "ner" if r % 2 else "regex",
-                 "entity_kind": kinds[r], "span": [r * 7, r * 7 + 9], "action": "tokenize", "token_kind": "MSKV1",
-                 "kid": "K_HEALTHCARE"}  # fmt: skip
+        event = {
+            "ts": ts,
+            "kind": "phi.redacted",
+            "turn": turn,
+            "pass": "ner" if r % 2 else "regex",
+            "entity_kind": kinds[r],
+            "span": [r * 7, r * 7 + 9],
+            "action": "tokenize",
+            "token_kind": "MSKV1",
+            "kid": "K_HEALTHCARE",
+        }
         if r % 2:
             event["confidence"] = 0.9
         return event
     if r < 8:
-        return {"ts": ts, "kind": "egress.forwarded", "turn": turn, "hop": "llm", "vendor": "openai", "baa": True,
-                "retention_days": 0}  # fmt: skip
+        return {
+            "ts": ts,
+            "kind": "egress.forwarded",
+            "turn": turn,
+            "hop": "llm",
+            "vendor": "openai",
+            "baa": True,
+            "retention_days": 0,
+        }
     if r == 8:
         return {"ts": ts, "kind": "phi.rehydrated", "turn": turn, "entity_kind": "NAME", "token_kind": "MSKV1"}
     if i % 1000 == 9:

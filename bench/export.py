@@ -85,8 +85,10 @@ def verify_offline(client, session, token: str) -> None:
         )
         elapsed = time.perf_counter() - started
         verdict = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr
-        print(f"offline verifier: exit {result.returncode} in {elapsed:.1f} s ({session.tree_size / elapsed:,.0f} "
-              f"events/s): {verdict}")  # fmt: skip
+        print(
+            f"offline verifier: exit {result.returncode} in {elapsed:.1f} s ({session.tree_size / elapsed:,.0f} "
+            f"events/s): {verdict}"
+        )
 
 
 def main() -> None:

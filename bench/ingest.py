@@ -42,10 +42,21 @@ def start_server(args) -> subprocess.Popen:
         "MASKER_LOG_LEVEL": "WARNING",
     }
     command = [
-        str(Path(sys.executable).parent / "gunicorn"), "masker.wsgi:application",
-        "--bind", f"{HOST}:{args.port}", "--workers", str(args.workers), "--worker-class", "sync",
-        "--timeout", "60", "--log-level", "warning", "--chdir", str(common.ROOT),
-    ]  # fmt: skip
+        str(Path(sys.executable).parent / "gunicorn"),
+        "masker.wsgi:application",
+        "--bind",
+        f"{HOST}:{args.port}",
+        "--workers",
+        str(args.workers),
+        "--worker-class",
+        "sync",
+        "--timeout",
+        "60",
+        "--log-level",
+        "warning",
+        "--chdir",
+        str(common.ROOT),
+    ]
     return subprocess.Popen(command, env=env, cwd=common.ROOT, start_new_session=True)
 
 
@@ -101,8 +112,12 @@ def run_client(client_no: int, base: str, secret: str, agent_id: str, args, read
         if scheduled > time.time():
             time.sleep(scheduled - time.time())
         t = time.time() if not interval else scheduled
-        response = http.post(f"{base}/api/v1/sessions/{session_id}/events", data=body, timeout=60,
-                             headers={"Idempotency-Key": uuid.uuid4().hex})  # fmt: skip
+        response = http.post(
+            f"{base}/api/v1/sessions/{session_id}/events",
+            data=body,
+            timeout=60,
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+        )
         latencies.append(time.time() - t)
         if response.status_code == 201:
             sent += args.batch
@@ -110,8 +125,16 @@ def run_client(client_no: int, base: str, secret: str, agent_id: str, args, read
             errors += 1
     finished = time.time()
     http.post(f"{base}/api/v1/sessions/{session_id}/end", json={"status": "ok"}, timeout=30).raise_for_status()
-    results.put({"session_id": session_id, "latencies": latencies, "events": sent, "errors": errors,
-                 "started": start_at, "finished": finished})  # fmt: skip
+    results.put(
+        {
+            "session_id": session_id,
+            "latencies": latencies,
+            "events": sent,
+            "errors": errors,
+            "started": start_at,
+            "finished": finished,
+        }
+    )
 
 
 def percentile(sorted_values: list[float], p: float) -> float:

@@ -41,9 +41,11 @@ def window_account(sessions: int, events: int):
     base = common.bench_agent()
     account, _ = Account.objects.get_or_create(name=f"Bench period {sessions}x{events}")
     policy, _ = Policy.objects.get_or_create(
-        account=account, name=base.policy.name, version=base.policy.version,
+        account=account,
+        name=base.policy.name,
+        version=base.policy.version,
         defaults={"yaml_text": base.policy.yaml_text},
-    )  # fmt: skip
+    )
     agents = [
         Agent.objects.get_or_create(
             account=account,
@@ -57,8 +59,11 @@ def window_account(sessions: int, events: int):
     started = time.perf_counter()
     for lo in range(0, len(missing), 100):
         build_sessions(agents, missing[lo : lo + 100], events)
-        print(f"  {lo + len(missing[lo : lo + 100])} of {len(missing)} sessions of {events} events built "
-              f"({time.perf_counter() - started:.0f} s)", flush=True)  # fmt: skip
+        print(
+            f"  {lo + len(missing[lo : lo + 100])} of {len(missing)} sessions of {events} events built "
+            f"({time.perf_counter() - started:.0f} s)",
+            flush=True,
+        )
     return account
 
 
@@ -81,22 +86,38 @@ def build_sessions(agents, numbers: list[int], events: int) -> None:
             start = common.T0 + timedelta(minutes=n)
             end = start + timedelta(hours=1)
             session = Session.objects.create(
-                account_id=agent.account_id, agent=agent, external_ref=f"period-{n:06d}", platform=agent.platform,
-                upstream_model=agent.upstream_model, started_at=start, policy=policy,
-                policy_snapshot=policy.yaml_text, policy_name=policy.name, policy_version=policy.version,
+                account_id=agent.account_id,
+                agent=agent,
+                external_ref=f"period-{n:06d}",
+                platform=agent.platform,
+                upstream_model=agent.upstream_model,
+                started_at=start,
+                policy=policy,
+                policy_snapshot=policy.yaml_text,
+                policy_name=policy.name,
+                policy_version=policy.version,
                 policy_sha256=policy.sha256,
-            )  # fmt: skip
+            )
             log = [
-                {"ts": format_ts(start), "kind": "session.started", "agent_id": agent.id, "platform": agent.platform,
-                 "upstream_model": agent.upstream_model,
-                 "policy": {"name": policy.name, "version": policy.version, "sha256": policy.sha256}},
+                {
+                    "ts": format_ts(start),
+                    "kind": "session.started",
+                    "agent_id": agent.id,
+                    "platform": agent.platform,
+                    "upstream_model": agent.upstream_model,
+                    "policy": {"name": policy.name, "version": policy.version, "sha256": policy.sha256},
+                },
                 *(common.sample_event(k, start=start) for k in range(1, events - 1)),
                 {"ts": format_ts(end), "kind": "session.ended", "status": "ok", "duration_ms": 3_600_000},
-            ]  # fmt: skip
+            ]
             _append_locked(session, log)
-            seal = {"session_id": session.id, "tree_size": session.tree_size,
-                    "merkle_root_hex": session.merkle_root_hex, "chain_head_hex": session.chain_head,
-                    "sealed_at": format_ts(end)}  # fmt: skip
+            seal = {
+                "session_id": session.id,
+                "tree_size": session.tree_size,
+                "merkle_root_hex": session.merkle_root_hex,
+                "chain_head_hex": session.chain_head,
+                "sealed_at": format_ts(end),
+            }
             session.seal = {**seal, "signature": sign_object(seal)}
             session.sealed_at, session.ended_at, session.status = end, end, "ok"
             session.save(update_fields=["seal", "sealed_at", "ended_at", "status"])
@@ -214,8 +235,10 @@ def main() -> None:
         cursor.execute("ANALYZE audit_session")
     baseline = common.rss_mb()
     print(f"\nRSS after setup: {baseline:.0f} MB; median of {args.repeat} interleaved runs")
-    print(f"{'window':>12} | {'floor s':>7} | {'JSON s':>7} | {'JSON/floor':>10} | {'1 core':>7} | "
-          f"{'PDF-JSON s':>10} | {'RSS growth MB':>13} | {'helper +MB':>10} | load")  # fmt: skip
+    print(
+        f"{'window':>12} | {'floor s':>7} | {'JSON s':>7} | {'JSON/floor':>10} | {'1 core':>7} | "
+        f"{'PDF-JSON s':>10} | {'RSS growth MB':>13} | {'helper +MB':>10} | load"
+    )
     results = []
     for shape, account in accounts.items():
         window = window_of(account)
@@ -235,14 +258,19 @@ def main() -> None:
         f, j = statistics.median(floor_times), statistics.median(json_times)
         load = os.getloadavg()[0]
         results.append((shape, ratio, pinned, growth, helper, extra))
-        print(f"{shape[0]:>6}x{shape[1]:<5} | {f:>7.2f} | {j:>7.2f} | {ratio:>9.2f}x | {pinned:>6.2f}x | "
-              f"{extra:>+10.2f} | {growth:>13.0f} | {helper:>10.0f} | {load:.1f}", flush=True)  # fmt: skip
+        print(
+            f"{shape[0]:>6}x{shape[1]:<5} | {f:>7.2f} | {j:>7.2f} | {ratio:>9.2f}x | {pinned:>6.2f}x | "
+            f"{extra:>+10.2f} | {growth:>13.0f} | {helper:>10.0f} | {load:.1f}",
+            flush=True,
+        )
     print("\ntargets:")
     for (sessions, events), ratio, pinned, growth, helper, extra in results:
-        print(f"  {sessions:,} x {events}: JSON/floor {ratio:.2f}x (<= 1.2) {'OK' if ratio <= 1.2 else 'MISSED'}; "
-              f"one core {pinned:.2f}x (<= 1.7) {'OK' if pinned <= 1.7 else 'MISSED'}; RSS growth {growth:.0f} MB, "
-              f"helper growth {helper:.0f} MB (<= 150) {'OK' if max(growth, helper) <= 150 else 'MISSED'}; "
-              f"PDF-JSON {extra:+.2f} s (<= 2) {'OK' if extra <= 2 else 'MISSED'}")  # fmt: skip
+        print(
+            f"  {sessions:,} x {events}: JSON/floor {ratio:.2f}x (<= 1.2) {'OK' if ratio <= 1.2 else 'MISSED'}; "
+            f"one core {pinned:.2f}x (<= 1.7) {'OK' if pinned <= 1.7 else 'MISSED'}; RSS growth {growth:.0f} MB, "
+            f"helper growth {helper:.0f} MB (<= 150) {'OK' if max(growth, helper) <= 150 else 'MISSED'}; "
+            f"PDF-JSON {extra:+.2f} s (<= 2) {'OK' if extra <= 2 else 'MISSED'}"
+        )
 
 
 if __name__ == "__main__":

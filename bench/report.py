@@ -163,8 +163,10 @@ def main() -> None:
     baseline = common.rss_mb()
     print(f"\nRSS after setup: {baseline:.0f} MB (peak so far {common.peak_rss_mb():.0f} MB); median of {args.repeat}")
     print("ratios and PDF-JSON: the median over interleaved runs of the per-run figure; both cores, then one core")
-    print(f"{'events':>10} | {'COPY s':>7} | {'best s':>7} | {'JSON s':>7} | {'JSON/COPY':>9} | {'JSON/best':>9} | "
-          f"{'1 core JSON/best':>16} | {'PDF-JSON s':>10} | {'peak RSS growth MB':>18}")  # fmt: skip
+    print(
+        f"{'events':>10} | {'COPY s':>7} | {'best s':>7} | {'JSON s':>7} | {'JSON/COPY':>9} | {'JSON/best':>9} | "
+        f"{'1 core JSON/best':>16} | {'PDF-JSON s':>10} | {'peak RSS growth MB':>18}"
+    )
     rows = []
     for size in args.sizes:
         session = sessions[size]
@@ -186,20 +188,28 @@ def main() -> None:
         best_ratio = statistics.median(jt / ft for jt, ft in zip(json_times, best_times, strict=True))
         extra = statistics.median(pt - jt for pt, jt in zip(pdf_times, json_times, strict=True))
         rows.append((size, b, j, growth, best_ratio, pinned_ratio, extra))
-        print(f"{size:>10,} | {c:>7.2f} | {b:>7.2f} | {j:>7.2f} | {copy_ratio:>8.2f}x | {best_ratio:>8.2f}x | "
-              f"{pinned_ratio:>15.2f}x | {extra:>+10.2f} | {growth:>18.0f}")  # fmt: skip
-    print(f"peak RSS: this process {common.peak_rss_mb():.0f} MB; the walk's helper process "
-          f"{common.children_peak_rss_mb():.0f} MB (pages shared with this process included)")  # fmt: skip
+        print(
+            f"{size:>10,} | {c:>7.2f} | {b:>7.2f} | {j:>7.2f} | {copy_ratio:>8.2f}x | {best_ratio:>8.2f}x | "
+            f"{pinned_ratio:>15.2f}x | {extra:>+10.2f} | {growth:>18.0f}"
+        )
+    print(
+        f"peak RSS: this process {common.peak_rss_mb():.0f} MB; the walk's helper process "
+        f"{common.children_peak_rss_mb():.0f} MB (pages shared with this process included)"
+    )
 
     json_ms, pdf_ms = through_client(sessions[300], args.requests)
-    print(f"\n300-event session through the Django test client, median of {args.requests}: JSON {json_ms:.1f} ms, "
-          f"PDF {pdf_ms:.0f} ms")  # fmt: skip
+    print(
+        f"\n300-event session through the Django test client, median of {args.requests}: JSON {json_ms:.1f} ms, "
+        f"PDF {pdf_ms:.0f} ms"
+    )
 
     largest = rows[-1]
     print("\ntargets:")
     ratio_ok = "OK" if largest[4] <= 1.1 else "MISSED"
-    print(f"  JSON <= 1.1x best-read floor at {largest[0]:,}, both cores: {largest[4]:.2f}x (median of runs; ratio of "
-          f"medians {largest[2] / largest[1]:.2f}x) {ratio_ok}")  # fmt: skip
+    print(
+        f"  JSON <= 1.1x best-read floor at {largest[0]:,}, both cores: {largest[4]:.2f}x (median of runs; ratio of "
+        f"medians {largest[2] / largest[1]:.2f}x) {ratio_ok}"
+    )
     pinned_ok = "OK" if largest[5] <= 1.6 else "MISSED"
     print(f"  JSON <= 1.6x best-read floor at {largest[0]:,}, one core: {largest[5]:.2f}x {pinned_ok}")
     rss_ok = "OK" if largest[3] <= 150 else "MISSED"
@@ -208,8 +218,10 @@ def main() -> None:
     print(
         f"  PDF <= JSON + 2 s at every size: worst +{worst:.2f} s (median over runs) {'OK' if worst <= 2 else 'MISSED'}"
     )
-    print(f"  300 events: JSON {json_ms:.1f} ms (<= 25) {'OK' if json_ms <= 25 else 'MISSED'}, "
-          f"PDF {pdf_ms:.0f} ms (<= 800) {'OK' if pdf_ms <= 800 else 'MISSED'}")  # fmt: skip
+    print(
+        f"  300 events: JSON {json_ms:.1f} ms (<= 25) {'OK' if json_ms <= 25 else 'MISSED'}, "
+        f"PDF {pdf_ms:.0f} ms (<= 800) {'OK' if pdf_ms <= 800 else 'MISSED'}"
+    )
 
 
 if __name__ == "__main__":

@@ -57,9 +57,26 @@ class Workers:
         for n in range(count):
             log = log_dir / f"bench-worker-{n}.log"
             log.write_text("")
-            command = [sys.executable, "-m", "celery", "-A", "masker", "worker", "-Q", os.environ["MASKER_RUN_QUEUE"],
-                       "-c", "1", "--pool", pool, "-n", f"bench{n}@%h", "--loglevel", "INFO", "--without-mingle",
-                       "--without-gossip"]  # fmt: skip
+            command = [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "masker",
+                "worker",
+                "-Q",
+                os.environ["MASKER_RUN_QUEUE"],
+                "-c",
+                "1",
+                "--pool",
+                pool,
+                "-n",
+                f"bench{n}@%h",
+                "--loglevel",
+                "INFO",
+                "--without-mingle",
+                "--without-gossip",
+            ]
             stream = log.open("ab")
             self.processes.append(
                 subprocess.Popen(command, cwd=common.ROOT, start_new_session=True, stdout=stream, stderr=stream)
@@ -96,8 +113,9 @@ def sync_report(account, window) -> tuple[float, dict]:
     from reports.period import build_period_report, render_period_json, sign_period_report
 
     started = time.perf_counter()
-    report = sign_period_report(build_period_report(account, window=window, generated_at=timezone.now(),
-                                                    max_events=10**9))  # fmt: skip
+    report = sign_period_report(
+        build_period_report(account, window=window, generated_at=timezone.now(), max_events=10**9)
+    )
     body = render_period_json(report)
     return time.perf_counter() - started, json.loads(body)["report"]
 
@@ -137,15 +155,21 @@ def main() -> None:
     from django.db import connection
 
     sessions, events = (int(n) for n in args.window.split("x"))
-    print(f"database: {connection.settings_dict['NAME']}; broker {settings.CELERY_BROKER_URL}; "
-          f"cores {len(os.sched_getaffinity(0))}; load {os.getloadavg()}", flush=True)  # fmt: skip
+    print(
+        f"database: {connection.settings_dict['NAME']}; broker {settings.CELERY_BROKER_URL}; "
+        f"cores {len(os.sched_getaffinity(0))}; load {os.getloadavg()}",
+        flush=True,
+    )
     account = period.window_account(sessions, events)
     window = period.window_of(account)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE audit_auditevent")
         cursor.execute("ANALYZE audit_session")
-    print(f"window {sessions:,} x {events} = {sessions * events:,} events; chunks of "
-          f"{settings.MASKER_RUN_CHUNK_EVENTS:,} events; pool {args.pool}", flush=True)  # fmt: skip
+    print(
+        f"window {sessions:,} x {events} = {sessions * events:,} events; chunks of "
+        f"{settings.MASKER_RUN_CHUNK_EVENTS:,} events; pool {args.pool}",
+        flush=True,
+    )
 
     sync_seconds, sync = sync_report(account, window)
     print(f"synchronous report: {sync_seconds:.1f} s (load {os.getloadavg()[0]:.1f})", flush=True)
@@ -164,12 +188,18 @@ def main() -> None:
         rss = "; ".join(
             f"worker {n}: " + " + ".join(f"{mb:.0f}" for mb in peak) + " MB" for n, peak in enumerate(peaks)
         )
-        print(f"{count} worker(s): {seconds:.1f} s for {chunks} chunks = {seconds / sync_seconds:.2f}x synchronous; "
-              f"peak RSS {rss} (load {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
+        print(
+            f"{count} worker(s): {seconds:.1f} s for {chunks} chunks = {seconds / sync_seconds:.2f}x synchronous; "
+            f"peak RSS {rss} (load {os.getloadavg()[0]:.1f})",
+            flush=True,
+        )
         walks = tasks.get("reports.run_chunk", [])
-        print(f"  chunk tasks: {len(walks)}, {sum(walks):.1f} s in all (mean {statistics.mean(walks or [0]):.2f} s); "
-              f"planning {sum(tasks.get('reports.plan_run', [])):.2f} s; assembly "
-              f"{sum(tasks.get('reports.assemble_run', [])):.2f} s", flush=True)  # fmt: skip
+        print(
+            f"  chunk tasks: {len(walks)}, {sum(walks):.1f} s in all (mean {statistics.mean(walks or [0]):.2f} s); "
+            f"planning {sum(tasks.get('reports.plan_run', [])):.2f} s; assembly "
+            f"{sum(tasks.get('reports.assemble_run', [])):.2f} s",
+            flush=True,
+        )
     print(f"this process: peak RSS {common.peak_rss_mb():.0f} MB; walk helper {common.children_peak_rss_mb():.0f} MB")
     print("\ntargets:")
     if 1 in times and 2 in times:

@@ -42,15 +42,46 @@ class ReportRecordAdmin(ReadOnlyModelAdmin):
 class ReportRunAdmin(ReadOnlyModelAdmin):
     """Report runs, to watch: state, progress, errors (the workers change them; nobody edits them here)."""
 
-    list_display = ("id", "created_at", "account", "scope", "status", "chunks_done", "chunks_total",
-                    "sessions_done", "events_done", "finished_at")  # fmt: skip
+    list_display = (
+        "id",
+        "created_at",
+        "account",
+        "scope",
+        "status",
+        "chunks_done",
+        "chunks_total",
+        "sessions_done",
+        "events_done",
+        "finished_at",
+    )
     list_filter = ("status", "scope", "account")
     list_select_related = ("account",)
     search_fields = ("id", "report_id")
-    readonly_fields = ("id", "account", "scope", "session", "agent", "window_from", "window_to", "formats", "bundle",
-                       "status", "error", "created_by", "created_at", "started_at", "finished_at", "chunks_total",
-                       "chunks_done", "sessions_total", "sessions_done", "events_done", "due_at", "report_id",
-                       "files_purged_at")  # fmt: skip
+    readonly_fields = (
+        "id",
+        "account",
+        "scope",
+        "session",
+        "agent",
+        "window_from",
+        "window_to",
+        "formats",
+        "bundle",
+        "status",
+        "error",
+        "created_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "chunks_total",
+        "chunks_done",
+        "sessions_total",
+        "sessions_done",
+        "events_done",
+        "due_at",
+        "report_id",
+        "files_purged_at",
+    )
     show_full_result_count = False
 
 

@@ -206,8 +206,12 @@ class PeriodFold:
         policy = self.policies.get(claims.policy_sha256)
         if policy is None:
             policy = self.policies[claims.policy_sha256] = [
-                started["policy"]["name"], started["policy"]["version"], 0, 0, set()
-            ]  # fmt: skip
+                started["policy"]["name"],
+                started["policy"]["version"],
+                0,
+                0,
+                set(),
+            ]
         policy[2] += 1
         policy[3] += persisted
         policy[4].add(started["upstream_model"])

@@ -31,9 +31,10 @@ BASE = "/api/v1/report-runs"
 
 class RunCreateSerializer(StrictSerializer):
     scope = serializers.ChoiceField(
-        SCOPES, error_messages={"invalid_choice": "must be one of: session, agent, account"},
+        SCOPES,
+        error_messages={"invalid_choice": "must be one of: session, agent, account"},
         help_text="`session`: one session's report; `agent`: an agent's period report; `account`: the account's.",
-    )  # fmt: skip
+    )
     session_id = serializers.CharField(required=False, help_text="The session (scope `session` only).")
     agent_id = serializers.CharField(required=False, help_text="The agent (scope `agent` only).")
     formats = serializers.ListField(
@@ -51,9 +52,10 @@ class RunCreateSerializer(StrictSerializer):
         fields = super().get_fields()
         for name, edge in (("from", "Start of the window, inclusive"), ("to", "End of the window, exclusive")):
             fields[name] = serializers.CharField(
-                required=False, help_text=f"{edge} (RFC 3339 with a time zone); agent and account runs, as for the "
+                required=False,
+                help_text=f"{edge} (RFC 3339 with a time zone); agent and account runs, as for the "
                 "period reports (default: the 30 days before `to`, `to` now; at most 366 days).",
-            )  # fmt: skip
+            )
         return fields
 
     def validate(self, data):

@@ -265,8 +265,11 @@ def assemble_run(run_id: str) -> None:
             RunFile.objects.bulk_create(written)
             report_id = record([file.as_register_json() for file in written])
             locked.status, locked.finished_at, locked.report_id, locked.due_at = (
-                Status.SUCCEEDED, timezone.now(), report_id, None
-            )  # fmt: skip
+                Status.SUCCEEDED,
+                timezone.now(),
+                report_id,
+                None,
+            )
             locked.save(update_fields=["status", "finished_at", "report_id", "due_at"])
     except _Superseded:
         _delete_files(storage, written)
@@ -296,8 +299,16 @@ def _build_and_store(
         storage_name = f"{folder}/{name}"
         if storage.save(storage_name, File(source, name=name)) != storage_name:
             raise RuntimeError("the run-files storage renamed a file")
-        written.append(RunFile(run=run, name=name, content_type=content_type, size=size, sha256=digest.hexdigest(),
-                               storage_name=storage_name))  # fmt: skip
+        written.append(
+            RunFile(
+                run=run,
+                name=name,
+                content_type=content_type,
+                size=size,
+                sha256=digest.hexdigest(),
+                storage_name=storage_name,
+            )
+        )
 
     def store_bytes(name: str, content_type: str, body: bytes) -> None:
         with tempfile.TemporaryFile() as spool:

@@ -99,10 +99,28 @@ def demo_server(tmp_path):
     # and, as `make run` does, a report-run worker with its beat beside it (the broker is a folder under var/)
     worker_log = (tmp_path / "worker.log").open("wb")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "masker", "worker", "--beat", "--concurrency", "1", "--loglevel",
-         "INFO", "--without-mingle", "--without-gossip", "--schedule", str(tmp_path / "celerybeat-schedule")],
-        env=env, cwd=ROOT, stdout=worker_log, stderr=worker_log,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "masker",
+            "worker",
+            "--beat",
+            "--concurrency",
+            "1",
+            "--loglevel",
+            "INFO",
+            "--without-mingle",
+            "--without-gossip",
+            "--schedule",
+            str(tmp_path / "celerybeat-schedule"),
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=worker_log,
+        stderr=worker_log,
+    )
     try:
         _wait_until_serving(url, server)
         _wait_until_ready(tmp_path / "worker.log", worker)

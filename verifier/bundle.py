@@ -156,8 +156,10 @@ def _check_files(outcome: Outcome, archive: zipfile.ZipFile, manifest: dict[str,
                 f"({entry.get('size')} bytes): the file was changed after the bundle was signed"
             )
     if outcome.problems == start:
-        outcome.ok(f"files: the {len(listed)} file(s) {MANIFEST} lists are present, each with its size and SHA-256; "
-                   "no other file")  # fmt: skip
+        outcome.ok(
+            f"files: the {len(listed)} file(s) {MANIFEST} lists are present, each with its size and SHA-256; "
+            "no other file"
+        )
     return present
 
 
@@ -200,11 +202,14 @@ def _check_identity(outcome: Outcome, manifest: dict[str, Any], report: dict[str
     for key in sorted(set(stated) | set(expected)):
         says, gives = stated.get(key), expected.get(key)
         if canonical_bytes(says) != canonical_bytes(gives):
-            outcome.fail(f"{MANIFEST}.report.{key}: manifest says {json.dumps(says)}, {REPORT_JSON} says "
-                         f"{json.dumps(gives)}")  # fmt: skip
+            outcome.fail(
+                f"{MANIFEST}.report.{key}: manifest says {json.dumps(says)}, {REPORT_JSON} says {json.dumps(gives)}"
+            )
     if outcome.problems == start:
-        outcome.ok(f"{MANIFEST}: names report {expected['id']} ({expected['scope']}, period root "
-                   f"{expected['merkle_root_hex']})")  # fmt: skip
+        outcome.ok(
+            f"{MANIFEST}: names report {expected['id']} ({expected['scope']}, period root "
+            f"{expected['merkle_root_hex']})"
+        )
 
 
 def _check_sessions_file(outcome: Outcome, archive: zipfile.ZipFile, report: dict[str, Any]) -> None:

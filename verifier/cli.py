@@ -71,26 +71,40 @@ def build_parser() -> argparse.ArgumentParser:
     pdf.add_argument("pdf", help="REPORT.pdf: the body of GET /api/v1/sessions/{id}/report?format=pdf")
     for command in (report, pdf):
         command.add_argument("--events", required=True, help="EVENTS.ndjson (GET /api/v1/sessions/{id}/events), or -")
-        command.add_argument("--keys", help="KEYS.json: the JWKS of GET /api/v1/keys; without it the signatures "
-                             "are NOT checked")  # fmt: skip
+        command.add_argument(
+            "--keys", help="KEYS.json: the JWKS of GET /api/v1/keys; without it the signatures are NOT checked"
+        )
     proof = sub.add_parser("proof", help="check an inclusion or consistency proof as served")
     proof.add_argument("proof", help="PROOF.json: the body of .../events/{seq}/proof or .../consistency")
-    proof.add_argument("--report", action="append", help="a report whose tree_size and root the proof must match "
-                       "(repeat for a consistency proof's two reports)")  # fmt: skip
+    proof.add_argument(
+        "--report",
+        action="append",
+        help="a report whose tree_size and root the proof must match (repeat for a consistency proof's two reports)",
+    )
     proof.add_argument("--keys", help="KEYS.json: also check the signatures of the --report files")
     proof.add_argument("--event", help="a file holding the proven event's NDJSON line (inclusion proofs)")
-    period = sub.add_parser("period", help="check a period report (agent or account): its period root, signature "
-                            "and, with --events-dir, every session's export and the summed figures")  # fmt: skip
+    period = sub.add_parser(
+        "period",
+        help="check a period report (agent or account): its period root, signature "
+        "and, with --events-dir, every session's export and the summed figures",
+    )
     period.add_argument("report", help="REPORT.json: the body of GET /api/v1/reports or /api/v1/agents/{id}/report")
     period.add_argument("--events-dir", help="a folder of the sessions' exports (masker-events-<session>.ndjson)")
-    period.add_argument("--keys", help="KEYS.json: the JWKS of GET /api/v1/keys; without it the signature is NOT "
-                        "checked")  # fmt: skip
-    bundle = sub.add_parser("bundle", help="check an evidence bundle (one zip): its signed manifest, every file's "
-                            "SHA-256, every session's export, the period root and the report's figures")  # fmt: skip
+    period.add_argument(
+        "--keys", help="KEYS.json: the JWKS of GET /api/v1/keys; without it the signature is NOT checked"
+    )
+    bundle = sub.add_parser(
+        "bundle",
+        help="check an evidence bundle (one zip): its signed manifest, every file's "
+        "SHA-256, every session's export, the period root and the report's figures",
+    )
     bundle.add_argument("bundle", help="EVIDENCE.zip: an evidence bundle of a period report")
-    bundle.add_argument("--keys", help="KEYS.json: the keys to trust (the JWKS of GET /api/v1/keys, received "
-                        "separately); without it the bundle's own keys.json is used, which proves the bundle is "
-                        "whole, not who signed it")  # fmt: skip
+    bundle.add_argument(
+        "--keys",
+        help="KEYS.json: the keys to trust (the JWKS of GET /api/v1/keys, received "
+        "separately); without it the bundle's own keys.json is used, which proves the bundle is "
+        "whole, not who signed it",
+    )
     receipts = sub.add_parser("receipts", help="check signed receipts (one per line) against the events export")
     receipts.add_argument("receipts", help="RECEIPTS.ndjson: the receipt of each start/append/end, one per line")
     receipts.add_argument("events", help="EVENTS.ndjson (GET /api/v1/sessions/{id}/events), or -")

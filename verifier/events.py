@@ -36,8 +36,14 @@ ALERT_TYPES = ("rehydration_failed", "leak_detected", "non_baa_egress", "card_no
 # The v1 event kinds: each field's JSON type (``float`` stands for any JSON number). The tests check these
 # against the service's schema, field by field.
 COMMON_FIELDS: dict[str, type] = {
-    "v": int, "id": str, "session_id": str, "seq": int, "ts": str, "kind": str, "prev_hash": str,
-}  # fmt: skip
+    "v": int,
+    "id": str,
+    "session_id": str,
+    "seq": int,
+    "ts": str,
+    "kind": str,
+    "prev_hash": str,
+}
 KIND_FIELDS: dict[str, dict[str, type]] = {
     "session.started": {"agent_id": str, "platform": str, "upstream_model": str, "policy": dict},
     "phi.redacted": {

@@ -12,8 +12,9 @@ from verifier.outcome import CannotVerify, Outcome
 from verifier.signatures import check_signature, load_keys
 
 
-def _check_proof_fields(outcome: Outcome, proof: dict[str, Any], ints: tuple[str, ...], hashes: tuple[str, ...],
-                        path_field: str) -> dict[str, Any] | None:  # fmt: skip
+def _check_proof_fields(
+    outcome: Outcome, proof: dict[str, Any], ints: tuple[str, ...], hashes: tuple[str, ...], path_field: str
+) -> dict[str, Any] | None:
     values: dict[str, Any] = {}
     for name in ints:
         value = proof.get(name)
@@ -75,8 +76,9 @@ def run_proof(args: argparse.Namespace, outcome: Outcome) -> int:
     if not isinstance(proof.get("session_id"), str):
         outcome.fail("proof.session_id: missing")
     if proof["type"] == "inclusion":
-        v = _check_proof_fields(outcome, proof, ("seq", "leaf_index", "tree_size"), ("leaf_hash_hex", "root_hex"),
-                                "path_hex")  # fmt: skip
+        v = _check_proof_fields(
+            outcome, proof, ("seq", "leaf_index", "tree_size"), ("leaf_hash_hex", "root_hex"), "path_hex"
+        )
         if v is None:
             return outcome.finish(f"proof {args.proof}")
         if v["seq"] != v["leaf_index"]:
@@ -95,8 +97,7 @@ def run_proof(args: argparse.Namespace, outcome: Outcome) -> int:
             _check_event_line(outcome, args.event, proof, v["leaf_hash_hex"])
         pairs = [(v["tree_size"], v["root_hex"])]
     else:
-        v = _check_proof_fields(outcome, proof, ("first", "second"), ("first_root_hex", "second_root_hex"),
-                                "proof_hex")  # fmt: skip
+        v = _check_proof_fields(outcome, proof, ("first", "second"), ("first_root_hex", "second_root_hex"), "proof_hex")
         if v is None:
             return outcome.finish(f"proof {args.proof}")
         if args.event:

@@ -75,8 +75,10 @@ def verify_receipts(outcome: Outcome, receipts_stream: IO[bytes], events: IO[byt
             outcome.fail(f"{label}: names another session than the events")
             continue
         if size not in walk.prefixes:
-            outcome.fail(f"{label}: the events file holds only {walk.lines} event(s): the log is shorter than "
-                         "the receipt says it was")  # fmt: skip
+            outcome.fail(
+                f"{label}: the events file holds only {walk.lines} event(s): the log is shorter than "
+                "the receipt says it was"
+            )
             continue
         root, head = walk.prefixes[size]
         if not same(root.hex(), receipt["merkle_root_hex"]) or not same(head, receipt["chain_head_hex"]):

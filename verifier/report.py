@@ -175,8 +175,10 @@ def check_seal(
                 f"{where}"
             )
     if outcome.problems == start:
-        outcome.ok(f"{label}: sealed at tree_size {tree_size}; the seal's size, root and head are the report's"
-                   + (" and the log's, which ends with session.ended" if walked is not None else ""))  # fmt: skip
+        outcome.ok(
+            f"{label}: sealed at tree_size {tree_size}; the seal's size, root and head are the report's"
+            + (" and the log's, which ends with session.ended" if walked is not None else "")
+        )
 
 
 def check_report_files(outcome: Outcome, report: dict[str, Any], *, events: str, keys: str | None) -> int:

@@ -79,8 +79,10 @@ def check_signature(outcome: Outcome, signed: dict[str, Any], keys: Keys | None,
         return False
     if keys is None:
         outcome.signature_unchecked = True
-        outcome.warn(f"{label}signature NOT checked: no --keys given (download GET /api/v1/keys, pass --keys "
-                     f"keys.json to {PROG})")  # fmt: skip
+        outcome.warn(
+            f"{label}signature NOT checked: no --keys given (download GET /api/v1/keys, pass --keys "
+            f"keys.json to {PROG})"
+        )
         return False
     problem, jwk = signature_problem(signed, keys)
     if problem is not None:

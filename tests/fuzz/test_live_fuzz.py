@@ -35,8 +35,16 @@ def test_live_api_survives_a_schemathesis_run_with_every_check(live_db, tmp_path
     demo = seed_demo()
     secret = issue_token(demo.account)
     now = timezone.now()
-    run = run_here(ReportRun.objects.create(account=demo.account, scope="account", window_from=now - timedelta(days=30),
-                                            window_to=now, formats=["json"], created_by="fuzz"))  # fmt: skip
+    run = run_here(
+        ReportRun.objects.create(
+            account=demo.account,
+            scope="account",
+            window_from=now - timedelta(days=30),
+            window_to=now,
+            formats=["json"],
+            created_by="fuzz",
+        )
+    )
     schemathesis = Path(sys.executable).parent / "schemathesis"
     with gunicorn(workers=2, timeout=60) as base:
         command = [

@@ -25,14 +25,33 @@ def _events(start: datetime, n: int, *, alerts: bool) -> list[dict]:
     for i in range(n):
         ts, turn = format_ts(start + timedelta(seconds=1 + i)), i // 3
         if i % 3 == 0:
-            out.append({"ts": ts, "kind": "phi.redacted", "turn": turn, "pass": "ner" if i % 2 else "regex",
-                        "entity_kind": "NAME" if i % 2 else "PHONE", "span": [0, 5], "action": "tokenize",
-                        "token_kind": "MSKV1", "kid": "K"})  # fmt: skip
+            out.append(
+                {
+                    "ts": ts,
+                    "kind": "phi.redacted",
+                    "turn": turn,
+                    "pass": "ner" if i % 2 else "regex",
+                    "entity_kind": "NAME" if i % 2 else "PHONE",
+                    "span": [0, 5],
+                    "action": "tokenize",
+                    "token_kind": "MSKV1",
+                    "kid": "K",
+                }
+            )
         elif i % 3 == 1:
             baa = not (alerts and i == 4)
             vendor, days = ("openai", 0) if baa else ("cheapllm", 30)
-            out.append({"ts": ts, "kind": "egress.forwarded", "turn": turn, "hop": "llm", "vendor": vendor,
-                        "baa": baa, "retention_days": days})  # fmt: skip
+            out.append(
+                {
+                    "ts": ts,
+                    "kind": "egress.forwarded",
+                    "turn": turn,
+                    "hop": "llm",
+                    "vendor": vendor,
+                    "baa": baa,
+                    "retention_days": days,
+                }
+            )
         elif alerts and i == 5:
             out.append({"ts": ts, "kind": "leak.detected", "turn": turn, "entity_kind": "PHONE", "stage": "egress"})
         else:
@@ -57,12 +76,15 @@ class World:
         _member("alice@acme.test", self.account)
         v3 = Policy.objects.create(account=self.account, name="healthcare-default", version=3, yaml_text=POLICY_YAML)
         v4 = Policy.objects.create(account=self.account, name="healthcare-default", version=4, yaml_text=POLICY_V4)
-        self.intake = Agent.objects.create(account=self.account, name="Intake", platform="vapi", upstream_model="m1",
-                                           policy=v3)  # fmt: skip
-        self.billing = Agent.objects.create(account=self.account, name="Billing", platform="retell",
-                                            upstream_model="m2", policy=v3)  # fmt: skip
-        self.triage = Agent.objects.create(account=self.account, name="Triage", platform="vapi", upstream_model="m3",
-                                           policy=v4)  # fmt: skip
+        self.intake = Agent.objects.create(
+            account=self.account, name="Intake", platform="vapi", upstream_model="m1", policy=v3
+        )
+        self.billing = Agent.objects.create(
+            account=self.account, name="Billing", platform="retell", upstream_model="m2", policy=v3
+        )
+        self.triage = Agent.objects.create(
+            account=self.account, name="Triage", platform="vapi", upstream_model="m3", policy=v4
+        )
         self.inside = [
             _call(self.intake, "at-from", FROM),  # exactly at `from`: in
             _call(self.intake, "mid-1", FROM + timedelta(days=3), alerts=True),
@@ -79,8 +101,9 @@ class World:
         self.other = Account.objects.create(name="Globex Clinic")
         _member("bob@globex.test", self.other)
         policy = Policy.objects.create(account=self.other, name="healthcare-default", version=3, yaml_text=POLICY_YAML)
-        self.other_agent = Agent.objects.create(account=self.other, name="Front desk", platform="vapi",
-                                                upstream_model="m", policy=policy)  # fmt: skip
+        self.other_agent = Agent.objects.create(
+            account=self.other, name="Front desk", platform="vapi", upstream_model="m", policy=policy
+        )
         self.other_session = _call(self.other_agent, "globex-1", FROM + timedelta(days=1))
 
     def client(self, account: Account | None = None) -> Client:

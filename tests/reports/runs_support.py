@@ -71,8 +71,14 @@ class Process:
     def __init__(self, command: list[str], log: Path):
         self.log = log
         self.stream = log.open("ab")
-        self.popen = subprocess.Popen(command, env=worker_environment(), cwd=live_gunicorn.ROOT, start_new_session=True,
-                                      stdout=self.stream, stderr=self.stream)  # fmt: skip
+        self.popen = subprocess.Popen(
+            command,
+            env=worker_environment(),
+            cwd=live_gunicorn.ROOT,
+            start_new_session=True,
+            stdout=self.stream,
+            stderr=self.stream,
+        )
 
     def wait_for(self, text: str, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
@@ -115,5 +121,6 @@ def celery_command(*args: str) -> list[str]:
 def worker_command(name: str) -> list[str]:
     """A one-process worker named ``name`` on this test process's own queue."""
     queue = settings.CELERY_TASK_DEFAULT_QUEUE
-    return celery_command("worker", "-Q", queue, "-c", "1", "-n", name, "--loglevel", "INFO", "--without-mingle",
-                          "--without-gossip")  # fmt: skip
+    return celery_command(
+        "worker", "-Q", queue, "-c", "1", "-n", name, "--loglevel", "INFO", "--without-mingle", "--without-gossip"
+    )

@@ -93,15 +93,25 @@ def test_starting_a_run_redirects_to_its_page_and_asks_what_the_api_would(world)
     run = ReportRun.objects.get()
     assert response["Location"] == f"/reports/runs/{run.id}/"
     assert (run.account, run.scope, run.agent, run.formats, run.bundle) == (
-        world.account, "agent", world.billing, ["json", "pdf"], True
-    )  # fmt: skip
+        world.account,
+        "agent",
+        world.billing,
+        ["json", "pdf"],
+        True,
+    )
     assert (run.window_from.isoformat(), run.window_to.isoformat()) == (
         "2026-03-01T00:00:00+00:00",
         "2026-04-01T00:00:00+00:00",
     )
     assert run.created_by == Membership.objects.get(account=world.account).id
-    api_body = {"scope": "agent", "formats": ["json", "pdf"], "agent_id": world.billing.id, "bundle": True,
-                "from": "2026-03-01T00:00:00Z", "to": "2026-04-01T00:00:00Z"}  # fmt: skip
+    api_body = {
+        "scope": "agent",
+        "formats": ["json", "pdf"],
+        "agent_id": world.billing.id,
+        "bundle": True,
+        "from": "2026-03-01T00:00:00Z",
+        "to": "2026-04-01T00:00:00Z",
+    }
     assert run.request_sha256 == json_fingerprint(api_body)
 
     page = world.client().get(response["Location"])

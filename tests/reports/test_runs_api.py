@@ -341,8 +341,9 @@ def test_a_bundle_run_stores_the_evidence_zip_which_verifies_offline(world, tmp_
         assert archive.read("report.json") == _download(client, files["application/json"])
     path = tmp_path / bundle["name"]
     path.write_bytes(data)
-    checked = subprocess.run([sys.executable, "-m", "verifier", "bundle", str(path)], capture_output=True, text=True,
-                             cwd=settings.BASE_DIR)  # fmt: skip
+    checked = subprocess.run(
+        [sys.executable, "-m", "verifier", "bundle", str(path)], capture_output=True, text=True, cwd=settings.BASE_DIR
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "VERIFIED" in checked.stdout
     registered = {k: bundle[k] for k in ("name", "content_type", "size", "sha256")}

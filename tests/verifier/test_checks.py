@@ -133,8 +133,13 @@ def test_a_sealed_report_whose_log_does_not_end_with_session_ended_fails(seeded,
     lines = _rechain(events)
     root = merkle_root(leaf_hash(line[:-1]) for line in lines).hex()
     head = leaf_hash(lines[-1][:-1]).hex()
-    seal = {"session_id": session.id, "tree_size": len(lines), "merkle_root_hex": root, "chain_head_hex": head,
-            "sealed_at": session.seal["sealed_at"]}  # fmt: skip
+    seal = {
+        "session_id": session.id,
+        "tree_size": len(lines),
+        "merkle_root_hex": root,
+        "chain_head_hex": head,
+        "sealed_at": session.seal["sealed_at"],
+    }
     signed_seal = {**seal, "signature": sign_object(seal)}  # ...sealed and signed by the service's key
 
     def sealed_short(report):
@@ -185,8 +190,10 @@ def test_a_seal_signed_by_an_unknown_key_fails(seeded, evidence, tmp_path):
 
     def rogue_seal(report):
         seal = report["audit_integrity"]["seal"]
-        signed = {"session_id": session.id, **{k: seal[k] for k in ("tree_size", "merkle_root_hex",
-                                                                     "chain_head_hex", "sealed_at")}}  # fmt: skip
+        signed = {
+            "session_id": session.id,
+            **{k: seal[k] for k in ("tree_size", "merkle_root_hex", "chain_head_hex", "sealed_at")},
+        }
         kid = key_id(rogue.public_key())
         seal["signature"] = {"alg": "Ed25519", "kid": kid, "sig": _b64url(rogue.sign(rfc8785.dumps(signed)))}
         seal["signature_kid"] = kid
@@ -226,8 +233,9 @@ def test_a_sealed_report_without_the_seal_signature_fails(evidence, tmp_path):
 
 def _receipt(session: Session, size: int, *, issued_at: str = "2026-11-20T14:00:41.500Z") -> dict:
     """The signed tree head the service answers a write with, for the log's first ``size`` events."""
-    hashes = list(AuditEvent.objects.filter(session=session, seq__lt=size).order_by("seq")
-                  .values_list("event_hash", flat=True))  # fmt: skip
+    hashes = list(
+        AuditEvent.objects.filter(session=session, seq__lt=size).order_by("seq").values_list("event_hash", flat=True)
+    )
     head = {
         "session_id": session.id,
         "tree_size": size,
@@ -256,8 +264,10 @@ def test_receipts_of_a_real_session_verify_one_line_each(seeded, evidence, tmp_p
 
 def test_a_receipt_detects_a_rewrite_of_the_events_it_covers(seeded, acme_client, tmp_path):
     session = seeded.session("call-live-0006")  # an open call: the proxy keeps appending
-    later = [{**e, "ts": format_ts(session.started_at + timedelta(minutes=1, seconds=i))}
-             for i, e in enumerate(mixed_batch(1, 6))]  # fmt: skip
+    later = [
+        {**e, "ts": format_ts(session.started_at + timedelta(minutes=1, seconds=i))}
+        for i, e in enumerate(mixed_batch(1, 6))
+    ]
     append_events(session, later)
     session.refresh_from_db()
     sizes = (2, 3, 4, session.tree_size)
@@ -296,8 +306,10 @@ def test_a_receipt_detects_a_rewrite_of_the_events_it_covers(seeded, acme_client
 
 def test_the_receipts_the_service_answers_writes_with_verify_against_the_export(seeded, acme_client, tmp_path):
     session = seeded.session("call-live-0006")  # an open call
-    batch = [{**e, "ts": format_ts(session.started_at + timedelta(minutes=1, seconds=i))}
-             for i, e in enumerate(mixed_batch(1, 5))]  # fmt: skip
+    batch = [
+        {**e, "ts": format_ts(session.started_at + timedelta(minutes=1, seconds=i))}
+        for i, e in enumerate(mixed_batch(1, 5))
+    ]
     receipts = [start_receipt(session)]
     receipts.append(append_events(session, batch[:2])[1])
     receipts.append(append_events(session, batch[2:])[1])
@@ -320,8 +332,11 @@ def test_a_receipt_beyond_the_log_or_by_an_unknown_key_fails(seeded, evidence, t
     longer["signature"] = sign_object({k: v for k, v in longer.items() if k != "signature"})
     rogue = Ed25519PrivateKey.generate()
     forged = {k: v for k, v in good.items() if k != "signature"}
-    forged["signature"] = {"alg": "Ed25519", "kid": key_id(rogue.public_key()),
-                           "sig": _b64url(rogue.sign(rfc8785.dumps(forged)))}  # fmt: skip
+    forged["signature"] = {
+        "alg": "Ed25519",
+        "kid": key_id(rogue.public_key()),
+        "sig": _b64url(rogue.sign(rfc8785.dumps(forged))),
+    }
     path = _write_receipts(tmp_path / "receipts.ndjson", [good, longer, forged])
     code, out = run_verifier("receipts", path, evidence.events, "--keys", evidence.keys)
     assert code == 1, out
@@ -373,8 +388,14 @@ def test_a_pdf_whose_printed_figures_differ_from_its_signed_json_fails(seeded, t
     directory.mkdir()
     pdf = _pdf_of(printed, signed, directory / "altered.pdf")
     events = directory / "events.ndjson"
-    events.write_bytes(b"".join(row.encode() + b"\n" for row in AuditEvent.objects.filter(
-        session=seeded.session("call-intake-0001")).order_by("seq").values_list("canonical", flat=True)))  # fmt: skip
+    events.write_bytes(
+        b"".join(
+            row.encode() + b"\n"
+            for row in AuditEvent.objects.filter(session=seeded.session("call-intake-0001"))
+            .order_by("seq")
+            .values_list("canonical", flat=True)
+        )
+    )
     code, out = run_verifier("pdf", pdf, "--events", events)
     assert code == 1, out
     stated, shown = signed.summary.total_redactions, signed.summary.total_redactions + 1

@@ -205,8 +205,16 @@ def test_a_proof_with_another_tree_size_fails_against_the_signed_report(alice_cl
 
 
 def test_malformed_proof_documents_fail_naming_the_field(tmp_path):
-    good = {"type": "inclusion", "session_id": "sess_x", "seq": 0, "leaf_index": 0, "tree_size": 1,
-            "leaf_hash_hex": "00" * 32, "path_hex": [], "root_hex": "00" * 32}  # fmt: skip
+    good = {
+        "type": "inclusion",
+        "session_id": "sess_x",
+        "seq": 0,
+        "leaf_index": 0,
+        "tree_size": 1,
+        "leaf_hash_hex": "00" * 32,
+        "path_hex": [],
+        "root_hex": "00" * 32,
+    }
     cases = [
         ({**good, "type": "other"}, "proof.type"),
         ({**good, "seq": "0"}, "proof.seq"),

@@ -74,8 +74,17 @@ def test_canonical_bytes_agree_with_the_rfc8785_package():
     values: list = [0.0, -0.0, 1.0, 1e-05, 1e-7, 1e21, 1e20, 5e-324, 1.7976931348623157e308, 0.1, 96.9, 2**53 - 1]
     values += [rng.random() * 10 ** rng.randint(-30, 30) for _ in range(3000)]
     values += [x for x in (struct.unpack("d", rng.randbytes(8))[0] for _ in range(3000)) if x == x and abs(x) != 1e999]
-    values.append({"\u20ac": 1, "\r": 2, "a\u0001\x7f": "\U0001f600 \u2028", "é": [None, True, False, -5],
-                   "\U0001f600": 1, "\ufb01": 2, "x": {"b": 1.5, "a": []}})  # fmt: skip
+    values.append(
+        {
+            "\u20ac": 1,
+            "\r": 2,
+            "a\u0001\x7f": "\U0001f600 \u2028",
+            "é": [None, True, False, -5],
+            "\U0001f600": 1,
+            "\ufb01": 2,
+            "x": {"b": 1.5, "a": []},
+        }
+    )
     for value in values:
         assert canonical.canonical_bytes(value) == rfc8785.dumps(value), value
     for bad, why in ((2**53, "I-JSON range"), (float("nan"), "NaN"), ({1: 2}, "not a string")):
@@ -91,13 +100,22 @@ def test_canonical_bytes_of_a_real_report_agree_with_the_rfc8785_package(seeded,
 
 GROUP_ORDER = 2**252 + 27742317777372353535851937790883648493
 RFC8032_VECTORS = [  # RFC 8032 §7.1, tests 1-3: (public key, message, signature)
-    ("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "",
-     "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"),
-    ("3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c", "72",
-     "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"),
-    ("fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025", "af82",
-     "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a"),
-]  # fmt: skip
+    (
+        "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+        "",
+        "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+    ),
+    (
+        "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+        "72",
+        "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
+    ),
+    (
+        "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025",
+        "af82",
+        "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a",
+    ),
+]
 
 
 def test_ed25519_verifies_the_rfc8032_vectors_and_rejects_them_altered():
@@ -122,7 +140,7 @@ def test_ed25519_agrees_with_the_cryptography_package():
             signature[:40] + bytes([signature[40] ^ 1]) + signature[41:],  # S changed
             signature[:32] + (int.from_bytes(signature[32:], "little") + GROUP_ORDER).to_bytes(32, "little"),  # S + L
             rng.randbytes(64),
-        ]  # fmt: skip
+        ]
         for candidate in candidates:
             try:
                 private.public_key().verify(candidate, message)
@@ -200,8 +218,9 @@ def test_the_pyz_downloaded_from_a_live_server_verifies_a_real_report_outside_th
     evidence = fetch_evidence(_login_client(world.account), session.id, tmp_path / "evidence", pdf=True)
     system_python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
     for command, document in (("report", evidence.report), ("pdf", evidence.pdf)):
-        code, out = run_pyz(pyz, command, document, "--events", evidence.events, "--keys", evidence.keys,
-                            python=system_python)  # fmt: skip
+        code, out = run_pyz(
+            pyz, command, document, "--events", evidence.events, "--keys", evidence.keys, python=system_python
+        )
         assert code == 0, out
         assert "VERIFIED: report rep_" in out and "NOT checked" not in out
         assert "report.audit_integrity.seal.signature: Ed25519" in out
@@ -214,8 +233,9 @@ def _oldest_promised_python() -> str:
     pyenv = sorted(glob.glob(str(Path.home() / ".pyenv/versions/3.11*/bin/python3.11")))
     candidates = [shutil.which("python3.11"), "/usr/bin/python3.11", *pyenv]
     for candidate in filter(None, candidates):
-        result = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True,
-                                text=True, check=False)  # fmt: skip
+        result = subprocess.run(
+            [candidate, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True, check=False
+        )
         if result.returncode == 0 and result.stdout.strip() == "(3, 11)":
             return candidate
     pytest.fail("no Python 3.11 interpreter found (the README promises the verifier runs on 3.11)")
@@ -226,8 +246,9 @@ def test_the_pyz_runs_under_the_oldest_python_the_readme_promises(seeded, acme_c
     pyz = tmp_path / "masker-verify.pyz"
     pyz.write_bytes(build_verifier_pyz())
     python = _oldest_promised_python()
-    code, out = run_pyz(pyz, "report", evidence.report, "--events", evidence.events, "--keys", evidence.keys,
-                        python=python)  # fmt: skip
+    code, out = run_pyz(
+        pyz, "report", evidence.report, "--events", evidence.events, "--keys", evidence.keys, python=python
+    )
     assert code == 0, out
     assert "VERIFIED: report rep_" in out
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
