@@ -488,20 +488,92 @@ def _report_of(
     sessions: list[Session],
     fold: PeriodFold,
 ) -> PeriodReport:
-    stamped = format_ts(generated_at)
-    agents = {a.id: a for a in Agent.objects.filter(id__in=list(fold.agents) or [agent.id if agent else ""])}
-    if agent is not None:
-        agents.setdefault(agent.id, agent)
-    # One snapshot per policy version seen (the fold's), fetched by one session that has it.
-    first_of = {}
-    for session in sessions:
-        first_of.setdefault(session.snapshot_sha256, session.id)
-    snapshots = {
-        sha: snapshot
-        for sha, snapshot in Session.objects.filter(id__in=[first_of[sha] for sha in fold.policies])
-        .annotate(sha=TextSHA256("policy_snapshot"))
-        .values_list("sha", "policy_snapshot")
+    entries, broken = _session_entries(sessions, fold)
+    policies = _policy_versions(sessions, fold)
+    alert_count = sum(fold.alerts.values())
+    broken_count = fold.alerts["integrity_broken"]
+    verdict = "integrity_failed" if broken_count else ("alerts_present" if alert_count else "no_alerts")
+    redactions_by_action, by_kind, by_pass = _redaction_sums(fold)
+    hops = [
+        {"hop": hop, "vendor": vendor, "baa": baa, "retention_days": days, "count": count, "sessions": used}
+        for (hop, vendor, baa, days), (count, used) in sorted(fold.hops.items(), key=lambda kv: kv[0][:2])
+    ]
+    scope = "agent" if agent is not None else "account"
+    sections = {
+        "cover": {
+            "account": {"id": account.id, "name": account.name},
+            "agent": None if agent is None else _agent_json(agent),
+            "time_window": {"from": window.from_text, "to": window.to_text},
+            "agents": _agent_rows(fold, agent),
+        },
+        "summary": {
+            "total_sessions": len(entries),
+            "total_events": fold.total_events,
+            "total_redactions": sum(fold.redactions.values()),
+            "coverage_percent": policies.coverage_percent,
+            "alert_count": alert_count,
+            "alerts_by_type": dict(fold.alerts),
+            "redactions_by_action": redactions_by_action,
+            "sessions_verified": len(entries) - broken_count,
+            "sessions_broken": broken_count,
+            "verdict": verdict,
+        },
+        "safe_harbor_coverage": policies.coverage,
+        "safe_harbor": {
+            "basis": "policy_snapshot",
+            "stamped_at": format_ts(generated_at),
+            "statement": STATEMENT,
+            "policy_versions": [
+                {k: v for k, v in version.items() if k != "policy_snapshot"} for version in policies.versions
+            ],
+        },
+        "pci_dss": _pci_dss(fold, policies.masks_cards if policies.versions else None),
+        "leak_detection": _leak_detection(fold),
+        "retention_attestation": _retention(fold, policies, hops),
+        "baa_chain": {
+            "egress_count": sum(h["count"] for h in hops),
+            "all_baa": all(h["baa"] for h in hops),
+            "hops": hops,
+            "alert_count": fold.baa_alerts.count,
+            "alerts": _items(fold.baa_alerts),
+        },
+        "redactions_by_kind": dict(sorted_counts(by_kind)),
+        "redactions_by_pass": dict(sorted_counts(by_pass, PASSES)),
+        "audit_integrity": _audit_integrity(fold, entries, broken),
+        "policies": [
+            {"policy": v["policy"], "sessions": v["sessions"], "policy_snapshot": v["policy_snapshot"]}
+            for v in policies.versions
+        ],
+        "verification": _verification(scope, window),
+        "sessions": entries,
     }
+    return PeriodReport(
+        id=new_id("rep"),
+        scope=scope,
+        account_id=account.id,
+        agent_id=agent.id if agent else None,
+        window=window,
+        generated_at=generated_at,
+        merkle_root_hex=fold.root.root().hex(),
+        total_events=fold.total_events,
+        sections=sections,
+    )
+
+
+def _redaction_sums(fold: PeriodFold) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """The window's redactions by action (every action), by entity kind and by pass."""
+    by_action = dict.fromkeys(ACTIONS, 0)
+    by_kind: dict[str, int] = {}
+    by_pass: dict[str, int] = {}
+    for (entity, pass_, action), count in fold.redactions.items():
+        by_action[action] = by_action.get(action, 0) + count
+        by_kind[entity] = by_kind.get(entity, 0) + count
+        by_pass[pass_] = by_pass.get(pass_, 0) + count
+    return by_action, by_kind, by_pass
+
+
+def _session_entries(sessions: list[Session], fold: PeriodFold) -> tuple[list[dict], list[dict]]:
+    """The ``sessions`` lines (in the fold's order) and the broken ones, each broken link pinpointed and logged."""
     entries = []
     broken = []
     for session, (session_id, size, root, status, alerts, seq, reason) in zip(sessions, fold.entries, strict=True):
@@ -523,13 +595,37 @@ def _report_of(
             broken.append({"session_id": session_id, "seq": named.seq, "reason": named.reason})
             logger.error("audit chain broken: session %s at seq %s: %s", session_id, named.seq, named.reason)
         entries.append(entry)
+    return entries, broken
 
+
+@dataclass(frozen=True)
+class _Policies:
+    """The policy versions the window's sessions ran under, and what they add up to."""
+
+    versions: list[dict]  # one per version, each with its matrix and (for ``policies``) its snapshot
+    coverage: dict[str, str] | None  # each category's weakest status across the versions
+    coverage_percent: float | None
+    masks_cards: bool
+    logs_payloads: bool
+    retention_days: int | None
+    consistent: bool  # no version that logs no payloads saw a payload persisted
+
+
+def _policy_versions(sessions: list[Session], fold: PeriodFold) -> _Policies:
+    # One snapshot per policy version seen (the fold's), fetched by one session that has it.
+    first_of: dict[str, str] = {}
+    for session in sessions:
+        first_of.setdefault(session.snapshot_sha256, session.id)
+    snapshots = {
+        sha: snapshot
+        for sha, snapshot in Session.objects.filter(id__in=[first_of[sha] for sha in fold.policies])
+        .annotate(sha=TextSHA256("policy_snapshot"))
+        .values_list("sha", "policy_snapshot")
+    }
     versions = []
     worst: dict[str, str] = {}
-    policies_mask_cards = True
-    logs_payloads = False
+    masks_cards, logs_payloads, consistent = True, False, True
     retention_days = []
-    consistent = True
     for sha, (name, version, count, persisted, models) in sorted(fold.policies.items(), key=lambda kv: kv[1][:2]):
         doc = parsed_policy(snapshots[sha])
         matrix = safe_harbor_matrix(doc)
@@ -537,7 +633,7 @@ def _report_of(
             if key not in worst or _STATUS_RANK[status] < _STATUS_RANK[worst[key]]:
                 worst[key] = status
         card_rule = doc.entities.get("CREDIT_CARD")
-        policies_mask_cards &= bool(card_rule and card_rule.covers)
+        masks_cards &= bool(card_rule and card_rule.covers)
         logs_payloads |= doc.log_payloads
         retention_days.append(doc.retention_days)
         consistent &= doc.log_payloads or persisted == 0
@@ -557,26 +653,23 @@ def _report_of(
                 "policy_snapshot": snapshots[sha],
             }
         )
-    coverage = {key: worst[key] for key in CATEGORIES} if worst else None
-    coverage_percent = min((v["coverage_percent"] for v in versions), default=None)
+    return _Policies(
+        versions=versions,
+        coverage={key: worst[key] for key in CATEGORIES} if worst else None,
+        coverage_percent=min((v["coverage_percent"] for v in versions), default=None),
+        masks_cards=masks_cards,
+        logs_payloads=logs_payloads,
+        retention_days=max(retention_days, default=None),
+        consistent=consistent,
+    )
 
-    alert_count = sum(fold.alerts.values())
-    broken_count = fold.alerts["integrity_broken"]
-    verdict = "integrity_failed" if broken_count else ("alerts_present" if alert_count else "no_alerts")
-    redactions_by_action = {a: 0 for a in ACTIONS}
-    by_kind: dict[str, int] = {}
-    by_pass: dict[str, int] = {}
-    for (entity, pass_, action), count in fold.redactions.items():
-        redactions_by_action[action] = redactions_by_action.get(action, 0) + count
-        by_kind[entity] = by_kind.get(entity, 0) + count
-        by_pass[pass_] = by_pass.get(pass_, 0) + count
-    detections = fold.cards
-    persisted = sum(fold.payloads.values())
-    hops = [
-        {"hop": hop, "vendor": vendor, "baa": baa, "retention_days": days, "count": count, "sessions": used}
-        for (hop, vendor, baa, days), (count, used) in sorted(fold.hops.items(), key=lambda kv: kv[0][:2])
-    ]
-    agent_rows = [
+
+def _agent_rows(fold: PeriodFold, agent: Agent | None) -> list[dict]:
+    """Per agent of the window: its sessions, events, alerts and broken sessions, by name."""
+    agents = {a.id: a for a in Agent.objects.filter(id__in=list(fold.agents) or [agent.id if agent else ""])}
+    if agent is not None:
+        agents.setdefault(agent.id, agent)
+    return [
         {
             "id": agent_id,
             "name": agents[agent_id].name if agent_id in agents else "",
@@ -587,114 +680,72 @@ def _report_of(
         }
         for agent_id, row in sorted(fold.agents.items(), key=lambda kv: (agents[kv[0]].name, kv[0]))
     ]
-    scope = "agent" if agent is not None else "account"
-    sections = {
-        "cover": {
-            "account": {"id": account.id, "name": account.name},
-            "agent": None if agent is None else _agent_json(agent),
-            "time_window": {"from": window.from_text, "to": window.to_text},
-            "agents": agent_rows,
-        },
-        "summary": {
-            "total_sessions": len(entries),
-            "total_events": fold.total_events,
-            "total_redactions": sum(fold.redactions.values()),
-            "coverage_percent": coverage_percent,
-            "alert_count": alert_count,
-            "alerts_by_type": dict(fold.alerts),
-            "redactions_by_action": redactions_by_action,
-            "sessions_verified": len(entries) - broken_count,
-            "sessions_broken": broken_count,
-            "verdict": verdict,
-        },
-        "safe_harbor_coverage": coverage,
-        "safe_harbor": {
-            "basis": "policy_snapshot",
-            "stamped_at": stamped,
-            "statement": STATEMENT,
-            "policy_versions": versions,
-        },
-        "pci_dss": {
-            "card_data_detected": detections > 0,
-            "detections": detections,
-            "luhn_checked": detections > 0,
-            "luhn_valid": fold.cards_luhn_valid,
-            "masked_before_egress": fold.cards_masked,
-            "all_masked_before_egress": fold.cards_masked == detections if detections else None,
-            "policy_masks_card_numbers": policies_mask_cards if versions else None,
-            "outcome": "no_card_data"
-            if detections == 0
-            else ("all_masked" if fold.cards_masked == detections else "card_data_exposed"),
-            "alert_count": fold.card_alerts.count,
-            "alerts": _items(fold.card_alerts),
-        },
-        "leak_detection": {
-            "rehydrations": fold.rehydrations,
-            "rehydration_failure_count": fold.rehydration_failures.count,
-            "rehydration_failures": _items(fold.rehydration_failures),
-            "residual_leak_count": fold.leaks.count,
-            "residual_leaks": _items(fold.leaks),
-            "detection_degraded_count": fold.degraded.count,
-            "detection_degraded": _items(fold.degraded),
-            "outcome": "clean"
-            if not (fold.rehydration_failures.count or fold.leaks.count or fold.degraded.count)
-            else "alerts_present",
-        },
-        "retention_attestation": {
-            "policy_logs_payloads": logs_payloads,
-            "retention_days": max(retention_days, default=None),
-            "payloads_persisted": persisted,
-            "payloads_by_what": dict(fold.payloads),
-            "originals_persisted": fold.payloads["request"] + fold.payloads["response"] > 0,
-            "all_payloads_encrypted": fold.payloads_unencrypted == 0 if persisted else None,
-            "consistent_with_policy": consistent,
-            "max_vendor_retention_days": max((h["retention_days"] for h in hops), default=None),
-            "statement": RETENTION_STATEMENT,
-        },
-        "baa_chain": {
-            "egress_count": sum(h["count"] for h in hops),
-            "all_baa": all(h["baa"] for h in hops),
-            "hops": hops,
-            "alert_count": fold.baa_alerts.count,
-            "alerts": _items(fold.baa_alerts),
-        },
-        "redactions_by_kind": dict(sorted_counts(by_kind)),
-        "redactions_by_pass": dict(sorted_counts(by_pass, PASSES)),
-        "audit_integrity": {
-            "hash_scheme": HASH_SCHEME,
-            "canonicalization": CANONICALIZATION,
-            "leaf_hash": "SHA-256(0x00 || canonical event bytes)",
-            "period_leaf": (
-                "SHA-256(0x00 || RFC 8785 bytes of {merkle_root_hex, session_id, tree_size}) of each session, "
-                "in session-id order"
-            ),
-            "total_events": fold.total_events,
-            "sessions_verified": len(entries) - broken_count,
-            "sessions_broken": broken_count,
-            "sessions_sealed": sum(1 for e in entries if e["sealed"]),
-            "broken": broken[:LIST_LIMIT],
-            "chain_verified": broken_count == 0,
-        },
-        "policies": [
-            {"policy": v["policy"], "sessions": v["sessions"], "policy_snapshot": v["policy_snapshot"]}
-            for v in versions
-        ],
-        "verification": _verification(scope, window),
-        "sessions": entries,
+
+
+def _pci_dss(fold: PeriodFold, policies_mask_cards: bool | None) -> dict[str, Any]:
+    detections = fold.cards
+    return {
+        "card_data_detected": detections > 0,
+        "detections": detections,
+        "luhn_checked": detections > 0,
+        "luhn_valid": fold.cards_luhn_valid,
+        "masked_before_egress": fold.cards_masked,
+        "all_masked_before_egress": fold.cards_masked == detections if detections else None,
+        "policy_masks_card_numbers": policies_mask_cards,
+        "outcome": "no_card_data"
+        if detections == 0
+        else ("all_masked" if fold.cards_masked == detections else "card_data_exposed"),
+        "alert_count": fold.card_alerts.count,
+        "alerts": _items(fold.card_alerts),
     }
-    for version in versions:
-        del version["policy_snapshot"]
-    return PeriodReport(
-        id=new_id("rep"),
-        scope=scope,
-        account_id=account.id,
-        agent_id=agent.id if agent else None,
-        window=window,
-        generated_at=generated_at,
-        merkle_root_hex=fold.root.root().hex(),
-        total_events=fold.total_events,
-        sections=sections,
-    )
+
+
+def _retention(fold: PeriodFold, policies: _Policies, hops: list[dict]) -> dict[str, Any]:
+    return {
+        "policy_logs_payloads": policies.logs_payloads,
+        "retention_days": policies.retention_days,
+        "payloads_persisted": sum(fold.payloads.values()),
+        "payloads_by_what": dict(fold.payloads),
+        "originals_persisted": fold.payloads["request"] + fold.payloads["response"] > 0,
+        "all_payloads_encrypted": fold.payloads_unencrypted == 0 if sum(fold.payloads.values()) else None,
+        "consistent_with_policy": policies.consistent,
+        "max_vendor_retention_days": max((h["retention_days"] for h in hops), default=None),
+        "statement": RETENTION_STATEMENT,
+    }
+
+
+def _audit_integrity(fold: PeriodFold, entries: list[dict], broken: list[dict]) -> dict[str, Any]:
+    broken_count = fold.alerts["integrity_broken"]
+    return {
+        "hash_scheme": HASH_SCHEME,
+        "canonicalization": CANONICALIZATION,
+        "leaf_hash": "SHA-256(0x00 || canonical event bytes)",
+        "period_leaf": (
+            "SHA-256(0x00 || RFC 8785 bytes of {merkle_root_hex, session_id, tree_size}) of each session, "
+            "in session-id order"
+        ),
+        "total_events": fold.total_events,
+        "sessions_verified": len(entries) - broken_count,
+        "sessions_broken": broken_count,
+        "sessions_sealed": sum(1 for e in entries if e["sealed"]),
+        "broken": broken[:LIST_LIMIT],
+        "chain_verified": broken_count == 0,
+    }
+
+
+def _leak_detection(fold: PeriodFold) -> dict[str, Any]:
+    return {
+        "rehydrations": fold.rehydrations,
+        "rehydration_failure_count": fold.rehydration_failures.count,
+        "rehydration_failures": _items(fold.rehydration_failures),
+        "residual_leak_count": fold.leaks.count,
+        "residual_leaks": _items(fold.leaks),
+        "detection_degraded_count": fold.degraded.count,
+        "detection_degraded": _items(fold.degraded),
+        "outcome": "clean"
+        if not (fold.rehydration_failures.count or fold.leaks.count or fold.degraded.count)
+        else "alerts_present",
+    }
 
 
 def _agent_json(agent: Agent) -> dict[str, Any]:
