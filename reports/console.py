@@ -37,6 +37,7 @@ from reports.models import ReportRecord
 from reports.presentation import (
     ALERT_LABELS,
     PCI_OUTCOMES,
+    SESSION_STATUS_LABELS,
     SESSION_STATUS_TONES,
     WARNING_ALERTS,
     coverage_rows,
@@ -128,8 +129,8 @@ def _session_row(session: Session) -> dict:
         "started_at": session.started_at,
         "duration": format_duration(session.duration_ms),
         "status": session.status,
-        "status_label": session.get_status_display(),
-        "status_tone": SESSION_STATUS_TONES.get(session.status, "info"),
+        "status_label": SESSION_STATUS_LABELS[session.status],
+        "status_tone": SESSION_STATUS_TONES[session.status],
         "redaction_count": session.redaction_count,
         "alert_count": session.alert_count,
     }
@@ -328,8 +329,8 @@ def _report_context(report: dict) -> dict:
         "more_alerts": more_alerts,
         "redactions_by_kind": sorted(report["redactions_by_kind"].items(), key=lambda kv: (-kv[1], kv[0])),
         "redactions_by_pass": sorted(report["redactions_by_pass"].items(), key=lambda kv: (-kv[1], kv[0])),
-        "status_label": Session.Status(session["status"]).label,
-        "status_tone": SESSION_STATUS_TONES.get(session["status"], "info"),
+        "status_label": SESSION_STATUS_LABELS[session["status"]],
+        "status_tone": SESSION_STATUS_TONES[session["status"]],
         "duration": format_duration(session["duration_ms"]),
         "started": _ts_text(session["started_at"]),
         "generated_at": _ts_text(report["generated_at"]),
@@ -357,10 +358,6 @@ def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
     report_url = reverse("reports:session-report", args=[session.id])
     context = _base_context(account, "sessions") | {
         "session": session,
-        "started": session.started_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "status_label": session.get_status_display(),
-        "status_tone": SESSION_STATUS_TONES.get(session.status, "info"),
-        "duration": format_duration(session.duration_ms),
         "download_json": f"{report_url}?format=json",
         "download_pdf": f"{report_url}?format=pdf",
     }
@@ -368,7 +365,14 @@ def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
         report = build_session_report(session, generated_at=timezone.now())
     except AuditChainBroken as broken:
         logger.error("audit chain of %s does not verify at seq %s: %s", session.id, broken.seq, broken.reason)
-        context["chain_broken"] = {"seq": broken.seq, "reason": broken.reason}
+        # No report: the header shows what the session row says, next to the break.
+        context |= {
+            "chain_broken": {"seq": broken.seq, "reason": broken.reason},
+            "started": session.started_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "status_label": SESSION_STATUS_LABELS[session.status],
+            "status_tone": SESSION_STATUS_TONES[session.status],
+            "duration": format_duration(session.duration_ms),
+        }
         return render(request, "console/session.html", context, status=409)
     context |= _report_context(report.as_json())
     return render(request, "console/session.html", context)
