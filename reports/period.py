@@ -701,13 +701,14 @@ def _pci_dss(fold: PeriodFold, policies_mask_cards: bool | None) -> dict[str, An
 
 
 def _retention(fold: PeriodFold, policies: _Policies, hops: list[dict]) -> dict[str, Any]:
+    persisted = sum(fold.payloads.values())
     return {
         "policy_logs_payloads": policies.logs_payloads,
         "retention_days": policies.retention_days,
-        "payloads_persisted": sum(fold.payloads.values()),
+        "payloads_persisted": persisted,
         "payloads_by_what": dict(fold.payloads),
         "originals_persisted": fold.payloads["request"] + fold.payloads["response"] > 0,
-        "all_payloads_encrypted": fold.payloads_unencrypted == 0 if sum(fold.payloads.values()) else None,
+        "all_payloads_encrypted": fold.payloads_unencrypted == 0 if persisted else None,
         "consistent_with_policy": policies.consistent,
         "max_vendor_retention_days": max((h["retention_days"] for h in hops), default=None),
         "statement": RETENTION_STATEMENT,

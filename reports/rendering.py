@@ -264,3 +264,8 @@ def render_report_pdf(report: SessionReport) -> bytes:
         root_hex=report.merkle_root_hex,
         generated_at=report.generated_at,
     )
+
+
+def render_report(report: SessionReport, report_format: str) -> bytes:
+    """The session report as ``json`` or ``pdf`` bytes."""
+    return render_report_pdf(report) if report_format == "pdf" else render_report_json(report)

@@ -58,7 +58,7 @@ from reports.period import (
     window_sessions,
 )
 from reports.period_rendering import render_period_pdf
-from reports.rendering import render_report_json, render_report_pdf, report_filename
+from reports.rendering import render_report, report_filename
 from reports.session_report import build_session_report, record_report, sign_report
 
 logger = logging.getLogger("reports.runs")
@@ -319,8 +319,7 @@ def _build_and_store(
     if run.session is not None:  # scope session
         session_report = sign_report(build_session_report(run.session, generated_at=now))
         for fmt in run.formats:
-            body = render_report_pdf(session_report) if fmt == "pdf" else render_report_json(session_report)
-            store_bytes(report_filename(session_report, fmt), CONTENT_TYPES[fmt], body)
+            store_bytes(report_filename(session_report, fmt), CONTENT_TYPES[fmt], render_report(session_report, fmt))
         return lambda files: (
             record_report(
                 session_report, report_format=primary, generated_by=run.created_by, run_id=run.id, files=files

@@ -25,7 +25,7 @@ from audit.timestamps import format_ts
 from audit.walk import ChainSummary, walk_session
 from masker.ids import new_id
 from reports.models import ReportRecord
-from reports.rendering import render_report_json, render_report_pdf
+from reports.rendering import render_report
 from reports.safe_harbor import safe_harbor_matrix
 from reports.tally import Tally, parsed_policy
 from reports.values import (
@@ -220,6 +220,6 @@ def issue_session_report(
     (``usr_…`` or ``key_…``): the report and its bytes. Recorded once rendered, so the register lists only
     reports that were actually handed out."""
     report = sign_report(build_session_report(session, generated_at=now))
-    body = render_report_pdf(report) if report_format == "pdf" else render_report_json(report)
+    body = render_report(report, report_format)
     record_report(report, report_format=report_format, generated_by=actor)
     return report, body

@@ -10,29 +10,10 @@ from audit.errors import AuditChainBroken
 from audit.models import AuditEvent
 from audit.walk import verify_session
 from tests.conftest import append_only_guard_lifted
+from tests.reports.report_support import SAFE_HARBOR_KEYS
 
 pytestmark = pytest.mark.django_db
 
-SAFE_HARBOR_KEYS = (
-    "A_names",
-    "B_geo",
-    "C_dates",
-    "D_phone",
-    "E_fax",
-    "F_email",
-    "G_ssn",
-    "H_mrn",
-    "I_health_plan",
-    "J_account",
-    "K_license",
-    "L_vehicle",
-    "M_device",
-    "N_url",
-    "O_ip",
-    "P_biometric",
-    "Q_photo",
-    "R_other",
-)
 EXTERNAL = re.compile(r"""(?:src|href|action)\s*=\s*["']?\s*(?:https?:)?//""", re.I)
 
 

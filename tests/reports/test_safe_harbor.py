@@ -8,28 +8,9 @@ import pytest
 from audit.demo import CLINIC_BASIC, HEALTHCARE_DEFAULT
 from audit.policy import parse_policy
 from reports.safe_harbor import CATEGORIES, category_status, coverage_percent, safe_harbor_matrix
-from tests.reports.report_support import AUDIO_FORWARDED, AUDIO_NOT_KEPT, DATES_PARTIAL, PASSTHROUGH
+from tests.reports.report_support import AUDIO_FORWARDED, AUDIO_NOT_KEPT, DATES_PARTIAL, PASSTHROUGH, SAFE_HARBOR_KEYS
 
-ALL_KEYS = [
-    "A_names",
-    "B_geo",
-    "C_dates",
-    "D_phone",
-    "E_fax",
-    "F_email",
-    "G_ssn",
-    "H_mrn",
-    "I_health_plan",
-    "J_account",
-    "K_license",
-    "L_vehicle",
-    "M_device",
-    "N_url",
-    "O_ip",
-    "P_biometric",
-    "Q_photo",
-    "R_other",
-]
+ALL_KEYS = list(SAFE_HARBOR_KEYS)
 
 
 def matrix_of(text: str) -> dict[str, str]:

@@ -23,6 +23,7 @@ from tests.reports.report_support import (
     AUDIO_NOT_KEPT,
     DATES_PARTIAL,
     PASSTHROUGH,
+    SAFE_HARBOR_KEYS,
     many_events,
 )
 
@@ -263,23 +264,7 @@ def test_schema_file_is_served_publicly():
 
 
 FULL_DEFAULT = dict.fromkeys(
-    [
-        "A_names",
-        "B_geo",
-        "C_dates",
-        "D_phone",
-        "E_fax",
-        "F_email",
-        "G_ssn",
-        "H_mrn",
-        "I_health_plan",
-        "J_account",
-        "K_license",
-        "L_vehicle",
-        "M_device",
-        "N_url",
-        "O_ip",
-    ],
+    SAFE_HARBOR_KEYS[:15],
     "full",
 ) | {"P_biometric": "not_applicable", "Q_photo": "not_applicable", "R_other": "partial"}
 NOTHING_TEXT = dict.fromkeys(FULL_DEFAULT, "none") | {"P_biometric": "not_applicable", "Q_photo": "not_applicable"}
