@@ -1,18 +1,24 @@
-"""The two-process walk of a long log: this process fetches and leaf-hashes, a forked one checks, folds and tallies
-a chunk behind (``ChainWalker.walk_chunk``), so the two halves of the work overlap on two cores.
+"""The two-process walk of a long log: this process fetches, leaf-hashes and folds the root (the least any verifying
+read does), a forked one checks and tallies a chunk behind (``ChainWalker.check``), so the two halves of the work
+overlap on two cores.
 
 A chunk and its hashes go through a pipe (a copy); the checker answers once, at the end (with the walker and the
-tally) or at the first break. The child inherits the database connection and never touches it.
+tally) or at the first break. The child inherits the database connection and never touches it. Between chunks,
+this process tells the checker what its fold found: a prefix root that differs from one a report recorded (``A``,
+raised by the checker after that chunk's checks, as an in-process walk orders them) and, once a session's chunks
+are through, the folded tree itself (``R``), which the checker's walker finishes with.
 
 A walk of many sessions (``audit.walk.WindowWalker``) goes through the same pipe: ``NEXT_SESSION`` among the chunks
-tells the checker's walker that the following chunks belong to the next session (``walker.next_session()``).
+tells the checker's walker that the following chunks belong to the next session (``walker.next_session()``), and
+this process takes the next session's tree from ``trees``.
 """
 
 import ctypes
 import fcntl
 import multiprocessing
 import os
-from collections.abc import Iterable
+import pickle
+from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from typing import Any
 
@@ -31,9 +37,11 @@ def can_fork() -> bool:
     )
 
 
-def walk_pipelined(walker: Any, chunks: Iterable[list[bytes]], tally: Any) -> tuple[Any, Any]:
-    """Walk ``chunks`` with ``walker`` (an ``audit.walk.ChainWalker``) and ``tally`` in a forked checker; return the
-    checker's walker and tally. Raises ``AuditChainBroken`` as the in-process walk would."""
+def walk_pipelined(walker: Any, chunks: Iterable[list[bytes]], tally: Any, trees: Iterator[Any]) -> tuple[Any, Any]:
+    """Walk ``chunks`` with ``walker`` (an ``audit.walk.ChainWalker`` or ``WindowWalker``) and ``tally`` in a forked
+    checker, folding each session's root here into the next of ``trees`` (``audit.walk.TreeFold``: the first at
+    once for a single session's walk, one per ``NEXT_SESSION`` for a window's); return the checker's walker and
+    tally. Raises ``AuditChainBroken`` as the in-process walk would."""
     context = multiprocessing.get_context("fork")
     data_recv, data_send = context.Pipe(duplex=False)
     result_recv, result_send = context.Pipe(duplex=False)
@@ -47,7 +55,7 @@ def walk_pipelined(walker: Any, chunks: Iterable[list[bytes]], tally: Any) -> tu
     data_recv.close()
     result_send.close()
     try:
-        _feed(walker, chunks, data_send, result_recv)
+        _feed(walker, chunks, trees, data_send, result_recv)
         try:
             outcome = result_recv.recv()
         except EOFError:
@@ -66,33 +74,46 @@ def walk_pipelined(walker: Any, chunks: Iterable[list[bytes]], tally: Any) -> tu
     return outcome[1], outcome[2]
 
 
-def _feed(walker: Any, chunks: Iterable[list[bytes]], data_send, result_recv) -> None:
+def _feed(walker: Any, chunks: Iterable[list[bytes]], trees: Iterator[Any], data_send, result_recv) -> None:
     """Send every chunk with its leaf hashes, as two raw messages (pickling them cost both processes more than the
     pipe itself): the hashes, flagged, then the rows joined on newlines. Canonical JSON never holds a raw newline;
     a chunk with a row that does (altered bytes) is pickled as a list instead, so that row is found where it
-    stands. Stops early when the checker has answered (a break)."""
-    for chunk in chunks:
-        if result_recv.poll():
-            return
-        if chunk is NEXT_SESSION:
-            try:
-                data_send.send_bytes(b"S")
-            except BrokenPipeError:
+    stands. Each chunk's hashes are folded into the current tree here; what the fold finds follows the chunk.
+    Stops early when the checker has answered (a break)."""
+    tree, started = None, False
+    try:
+        for chunk in chunks:
+            if result_recv.poll():
                 return
-            continue
-        digests = walker.hash_chunk(chunk)
-        joined = b"\n".join(chunk)
-        try:
+            if chunk is NEXT_SESSION:
+                if tree is not None:
+                    data_send.send_bytes(b"R" + pickle.dumps(tree, pickle.HIGHEST_PROTOCOL))
+                tree, started = next(trees), True
+                data_send.send_bytes(b"S")
+                continue
+            if not started:  # a single session's walk: its chunks come without NEXT_SESSION
+                tree, started = next(trees), True
+            digests = walker.hash_chunk(chunk)
+            joined = b"\n".join(chunk)
             if joined.count(b"\n") == len(chunk) - 1:
                 data_send.send_bytes(b"J" + digests)
                 data_send.send_bytes(joined)
             else:
                 data_send.send_bytes(b"L" + digests)
                 data_send.send(chunk)
-        except BrokenPipeError:
-            return
-    with suppress(BrokenPipeError):  # the checker may have stopped at a break in the last chunk
+            if tree is not None:
+                try:
+                    tree.add(digests)
+                except AuditChainBroken as broken:  # the rest of this session is not folded: its walk stops here
+                    data_send.send_bytes(b"A" + str(broken.seq + 1).encode("ascii"))
+                    tree = None
+        if not started:  # a single session's walk over no chunks at all
+            tree = next(trees, None)
+        if tree is not None:
+            data_send.send_bytes(b"R" + pickle.dumps(tree, pickle.HIGHEST_PROTOCOL))
         data_send.send_bytes(b"")
+    except BrokenPipeError:  # the checker stopped at a break
+        return
 
 
 def _widen(connection_end) -> None:
@@ -121,13 +142,18 @@ def _check_in_child(data_recv, result_send, parent_ends, walker: Any, tally: Any
     _keep_freed_memory()
     try:
         while head := data_recv.recv_bytes():
-            if head == b"S":
+            tag = head[:1]
+            if tag == b"S":
                 walker.next_session()
-                continue
-            chunk = data_recv.recv_bytes().split(b"\n") if head[:1] == b"J" else data_recv.recv()
-            events, kinds = walker.walk_chunk(chunk, head[1:])
-            if tally is not None and events:
-                tally.add_events(events, kinds)
+            elif tag == b"R":
+                walker.folded(pickle.loads(head[1:]))  # noqa: S301 (from the parent of this process)
+            elif tag == b"A":
+                walker.tree_broken(int(head[1:]))
+            else:
+                chunk = data_recv.recv_bytes().split(b"\n") if tag == b"J" else data_recv.recv()
+                events, kinds = walker.check(chunk, head[1:])
+                if tally is not None and events:
+                    tally.add_events(events, kinds)
         result_send.send(("ok", walker, tally))
     except AuditChainBroken as broken:
         result_send.send(("broken", broken.seq, broken.reason))

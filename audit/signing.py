@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -230,13 +231,28 @@ def sign_object(obj: dict[str, Any]) -> dict[str, str]:
 
 
 _published: tuple[tuple, dict[str, Ed25519PublicKey]] | None = None
+_published_checked: tuple[tuple, float] = ((), 0.0)  # the key settings, and when the sources were last looked at
+# How long the cached keys are used without looking at their sources again: a period report checks thousands of
+# seals, and even the look (two stat calls) cost a third of a seal's check.
+PUBLISHED_RECHECK_SECONDS = 1.0
 
 
-def published_keys() -> dict[str, Ed25519PublicKey]:
+def published_keys(*, recheck: bool = False) -> dict[str, Ed25519PublicKey]:
     """Every public key a signature of this service may be checked against, current and retired, by kid. Cached
     per process while the key's source and the retired directory (its files are written once, never edited) stay
-    the same: a period report checks thousands of seals, and reading the keys cost more than verifying one."""
-    global _published
+    the same, looked at again at most every ``PUBLISHED_RECHECK_SECONDS`` (at once with ``recheck``): reading
+    the keys cost more than verifying a seal."""
+    global _published, _published_checked
+    configured = (settings.MASKER_SIGNING_KEY, settings.MASKER_SIGNING_KEY_FILE, settings.MASKER_KEYS_DIR)
+    now = time.monotonic()
+    if (
+        not recheck
+        and _published is not None
+        and _published_checked[0] == configured
+        and now - _published_checked[1] < PUBLISHED_RECHECK_SECONDS
+    ):
+        return _published[1]
+    _published_checked = (configured, now)
     directory = _retired_dir()
     try:
         stat = directory.stat()
@@ -260,7 +276,10 @@ def signature_verifies(signed: dict[str, Any]) -> bool:
     signature = signed.get("signature") if isinstance(signed, dict) else None
     if not isinstance(signature, dict) or signature.get("alg") != ALG:
         return False
-    key = published_keys().get(signature.get("kid"))
+    kid = signature.get("kid")
+    key = published_keys().get(kid)
+    if key is None:  # a key published since the cache was filled (a rotation): look at the sources now
+        key = published_keys(recheck=True).get(kid)
     sig = signature.get("sig")
     if key is None or not isinstance(sig, str):
         return False

@@ -28,6 +28,8 @@ import gc
 import hashlib
 import itertools
 import operator
+import queue
+import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, nullcontext
@@ -57,8 +59,12 @@ EVENT_INVALID = "event is not a valid v1 event of its kind"
 AFTER_END = "an event follows session.ended"
 SEAL = "seal"  # what a break names when the seal, not one event, is at fault
 
-# A chunk's bytes, their copies and decoded events (~1 MB at 512 events) stay within a core's L2 cache.
+# Events checked (and sent between the walk's processes) at a time: a chunk's bytes, their copies and decoded events
+# (~1 MB at 512 events) stay within a core's L2 cache.
 CHUNK_EVENTS = 512
+# Rows per round trip to the database (PostgreSQL's FETCH): fewer, larger fetches cost the database and this
+# process less, up to ~2,048 rows (bench/common.py has the figures); they are walked in chunks of CHUNK_EVENTS.
+FETCH_ROWS = 2048
 # From this many events on, a walk runs in two processes (``audit.pipeline``): below it, starting the second
 # process costs more than the overlap saves.
 PIPELINE_MIN_EVENTS = 65_536
@@ -119,6 +125,7 @@ _KIND = operator.attrgetter("kind")
 _TS = operator.attrgetter("ts")
 _TURN = operator.attrgetter("turn")
 _LINK_FIELDS = operator.attrgetter("seq", "session_id", "prev_hash")
+_FIRST, _SECOND = operator.itemgetter(0), operator.itemgetter(1)
 # What a walk counts of every event, whatever the caller: the kind and the fields that tell redactions,
 # rehydrations and egress hops apart. Reports read those figures from these counts, so the events most of any log
 # consists of need no Python step of their own; and the required fields among these are checked on the distinct
@@ -232,22 +239,53 @@ class ChainSummary:
 # --- the walk --------------------------------------------------------------------------------------------------------
 
 
+def anchor_broken(size: int) -> AuditChainBroken:
+    return AuditChainBroken(size - 1, f"the first {size} events no longer have the root a report recorded")
+
+
+class TreeFold:
+    """The RFC 6962 root of a log, folded from its leaf hashes a chunk at a time, with the prefix root checked at
+    every size a report recorded (``anchors``, ascending; those not reached yet stay listed). Picklable and
+    O(log n): a pipelined walk folds it where the leaves are hashed and hands it over at the end."""
+
+    __slots__ = ("accumulator", "anchors")
+
+    def __init__(self, anchors: Iterable[tuple[int, str]] = ()):
+        self.accumulator = MerkleAccumulator()
+        self.anchors = [pair for pair in anchors if pair[0] > 0]
+
+    def add(self, digests: bytes) -> None:
+        """Fold the next leaf hashes (32 bytes each, concatenated); raise ``AuditChainBroken`` (``anchor_broken``)
+        at a recorded size whose prefix root differs."""
+        append = self.accumulator.append
+        anchors = self.anchors
+        if not anchors or anchors[0][0] > self.accumulator.size + len(digests) // 32:
+            for start in range(0, len(digests), 32):
+                append(digests[start : start + 32])
+            return
+        for start in range(0, len(digests), 32):  # a recorded size falls in this chunk: check its prefix root
+            append(digests[start : start + 32])
+            while anchors and anchors[0][0] == self.accumulator.size:
+                size, root = anchors.pop(0)
+                if self.accumulator.root().hex() != root:
+                    raise anchor_broken(size)
+
+
 class ChainWalker:
     """A walk's state, chunk by chunk in seq order: ``hash_chunk`` re-hashes the events' stored canonical bytes,
     ``walk_chunk`` checks the events against those hashes and the claims, and folds the hashes into the root;
     ``finish`` checks the whole against the claims (size, head, end, seal). Picklable: a pipelined walk returns it
     from its checking process."""
 
-    __slots__ = ("accumulator", "anchors", "census", "claims", "earliest", "ended_seq", "expected_seq", "head")
+    __slots__ = ("census", "claims", "earliest", "ended_seq", "expected_seq", "head", "tree")
 
     def __init__(self, claims: SessionClaims):
         self.claims = claims
-        self.accumulator = MerkleAccumulator()
+        self.tree = TreeFold(claims.anchors)
         self.head = ZERO_HASH
         self.expected_seq = 0
         self.ended_seq: int | None = None
         self.earliest = ""
-        self.anchors = [pair for pair in claims.anchors if pair[0] > 0]  # ascending sizes
         self.census: Counter = Counter()
 
     @staticmethod
@@ -258,7 +296,16 @@ class ChainWalker:
 
     def walk_chunk(self, chunk: list[bytes], digests: bytes) -> tuple[list, list[str]]:
         """Check the next events against their leaf hashes (``hash_chunk``) and the claims, then fold the hashes
-        into the root. Returns the events decoded as ``EventView`` and their kinds."""
+        into the root (``check``, then ``tree.add``). Returns the events decoded as ``EventView`` and their
+        kinds."""
+        events, kinds = self.check(chunk, digests)
+        if events:
+            self.tree.add(digests)
+        return events, kinds
+
+    def check(self, chunk: list[bytes], digests: bytes) -> tuple[list, list[str]]:
+        """``walk_chunk`` without the fold of the root: a pipelined walk folds in the process that hashes
+        (``audit.pipeline``), which hands the folded ``tree`` over at the end (``folded``)."""
         first_seq, prev_head = self.expected_seq, self.head
         hashes_hex = digests.hex()
         events = check_chunk(chunk, prev_head, hashes_hex, first_seq, self.claims.session_id)
@@ -266,10 +313,19 @@ class ChainWalker:
             return events, []
         kinds = list(map(_KIND, events))
         self._check_events(events, kinds, first_seq)
-        self._fold(digests, first_seq)
         self.head = hashes_hex[-64:]
         self.expected_seq += len(chunk)
         return events, kinds
+
+    def folded(self, tree: "TreeFold") -> None:
+        """Take the tree a pipelined walk folded in its other process."""
+        self.tree = tree
+
+    @staticmethod
+    def tree_broken(size: int) -> None:
+        """What the tree's fold found (``TreeFold.add``) in the other process of a pipelined walk, raised here,
+        after the checks of the same chunk, as an in-process walk raises it."""
+        raise anchor_broken(size)
 
     def _check_events(self, events: list, kinds: list[str], first_seq: int) -> None:
         if first_seq == 0:
@@ -307,28 +363,11 @@ class ChainWalker:
             raise AuditChainBroken(0, "the session's policy snapshot does not match the policy hash in the log")
         self.earliest = earliest_ts(started.ts)
 
-    def _fold(self, digests: bytes, first_seq: int) -> None:
-        append = self.accumulator.append
-        end = first_seq + len(digests) // 32
-        anchors = self.anchors
-        if not anchors or anchors[0][0] > end:
-            for start in range(0, len(digests), 32):
-                append(digests[start : start + 32])
-            return
-        for start in range(0, len(digests), 32):  # a recorded size falls in this chunk: check its prefix root
-            append(digests[start : start + 32])
-            while anchors and anchors[0][0] == self.accumulator.size:
-                size, root = anchors.pop(0)
-                if self.accumulator.root().hex() != root:
-                    raise AuditChainBroken(
-                        size - 1, f"the first {size} events no longer have the root a report recorded"
-                    )
-
     def finish(self) -> ChainSummary:
         """The verified summary, once the walk agrees with what the claims record: size, head, the roots of every
         recorded prefix, the end of the log, and the seal."""
         claims = self.claims
-        size, root = self.expected_seq, self.accumulator.root().hex()
+        size, root = self.expected_seq, self.tree.accumulator.root().hex()
         last = max(size - 1, 0)
         if size == 0:
             raise AuditChainBroken(0, "the log does not start with session.started")
@@ -336,8 +375,10 @@ class ChainWalker:
             raise AuditChainBroken(size, f"log holds {size} events, session records {claims.tree_size}")
         if self.head != claims.chain_head:
             raise AuditChainBroken(last, HEAD_MISMATCH)
-        if self.anchors:
-            recorded = self.anchors[0][0]
+        if size != self.tree.accumulator.size:
+            raise RuntimeError("the walk's tree was folded over another number of events than it checked")
+        if self.tree.anchors:
+            recorded = self.tree.anchors[0][0]
             raise AuditChainBroken(size, f"log holds {size} events, fewer than the {recorded} a report recorded")
         seal = claims.seal
         if seal is None:
@@ -488,10 +529,10 @@ _SELECT_CANONICAL = (
 
 
 def _cursor_canonical_chunks(session_id: str, size: int, chunk_events: int) -> Iterator[list[bytes]]:
-    """A server-side cursor (``DECLARE``, then ``FETCH`` ``chunk_events`` rows at a time) in binary format, with the
-    text column loaded as bytes: psycopg builds the rows in C and nothing is decoded or re-encoded. One statement,
-    counted as one query like Django's own ``iterator()``. A cursor lives in a transaction: outside one, the
-    iterator opens its own."""
+    """A server-side cursor (``DECLARE``, then ``FETCH`` ``FETCH_ROWS`` rows at a time) in binary format, with the
+    text column loaded as bytes: psycopg builds the rows in C and nothing is decoded or re-encoded; fetched a batch
+    ahead (``fetched_ahead``). One statement, counted as one query like Django's own ``iterator()``. A cursor lives
+    in a transaction: outside one, the iterator opens its own."""
     params = {"session": session_id, "size": size}
     if connection.queries_logged:  # the psycopg cursor bypasses Django's wrapper: count it like any other query
         connection.queries_log.append({"sql": f"{_SELECT_CANONICAL} -- {params!r}", "time": "0.000"})
@@ -501,8 +542,49 @@ def _cursor_canonical_chunks(session_id: str, size: int, chunk_events: int) -> I
         with connection.connection.cursor(name=f"audit_walk_{next(_CURSOR_NUMBERS)}", binary=True) as rows:
             rows.adapters.register_loader("text", ByteaBinaryLoader)
             rows.execute(_SELECT_CANONICAL, params)
-            while fetched := rows.fetchmany(chunk_events):
-                yield [row[0] for row in fetched]
+            for fetched in fetched_ahead(rows, max(FETCH_ROWS, chunk_events)):
+                canonical = list(map(_FIRST, fetched))
+                for start in range(0, len(canonical), chunk_events):
+                    yield canonical[start : start + chunk_events]
+
+
+def fetched_ahead(rows, batch: int) -> Iterator[list]:
+    """The cursor's rows, ``batch`` at a time, fetched by a thread up to two batches ahead, so the database
+    produces the next batch while this thread works through the last one (psycopg lets go of the GIL while it
+    waits for the server): a third of a plain read's time on a long log. Until the iterator ends, that thread is
+    the only user of the connection; closing the iterator early stops it, and the thread's errors are raised
+    here."""
+    batches: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def hand_over(item) -> bool:
+        while not stop.is_set():
+            try:
+                batches.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fetch() -> None:
+        try:
+            while hand_over(fetched := rows.fetchmany(batch)) and fetched:
+                pass
+        except BaseException as exc:  # raised again by the reading thread
+            hand_over(exc)
+
+    fetcher = threading.Thread(target=fetch, name="audit-walk-read-ahead", daemon=True)
+    fetcher.start()
+    try:
+        while (fetched := batches.get()) is not None:
+            if isinstance(fetched, BaseException):
+                raise fetched
+            if not fetched:
+                return
+            yield fetched
+    finally:
+        stop.set()
+        fetcher.join()
 
 
 # --- entry points ----------------------------------------------------------------------------------------------------
@@ -534,7 +616,7 @@ def walk_session(session: Session, tally: TallyT = None) -> tuple[ChainSummary, 
     try:
         with closing(iter_canonical_chunks(session)) as chunks:
             if session.tree_size >= PIPELINE_MIN_EVENTS and can_fork():
-                walker, tally = walk_pipelined(walker, chunks, tally)
+                walker, tally = walk_pipelined(walker, chunks, tally, iter([walker.tree]))
             else:
                 for chunk in chunks:
                     events, kinds = walker.walk_chunk(chunk, walker.hash_chunk(chunk))
@@ -597,15 +679,31 @@ class WindowWalker:
         self.broken = None
 
     def walk_chunk(self, chunk: list[bytes], digests: bytes) -> tuple[list, list[str]]:
+        return self._walk(chunk, digests, fold=True)
+
+    def check(self, chunk: list[bytes], digests: bytes) -> tuple[list, list[str]]:
+        return self._walk(chunk, digests, fold=False)
+
+    def _walk(self, chunk: list[bytes], digests: bytes, *, fold: bool) -> tuple[list, list[str]]:
         if self.broken is None:
             try:
-                events, kinds = self.walker.walk_chunk(chunk, digests)
+                events, kinds = self.walker.check(chunk, digests)
+                if fold and events:
+                    self.walker.tree.add(digests)
             except AuditChainBroken as broken:
                 self.broken = broken
             else:
                 if self.tally is not None and events:
                     self.tally.add_events(events, kinds)
         return [], []  # tallied here, per session
+
+    def folded(self, tree: TreeFold) -> None:
+        if self.broken is None:
+            self.walker.folded(tree)
+
+    def tree_broken(self, size: int) -> None:
+        if self.broken is None:
+            self.broken = anchor_broken(size)
 
     def _close(self) -> None:
         walker = self.walker
@@ -641,7 +739,7 @@ def walk_sessions(claims: list[SessionClaims], fold: FoldT) -> FoldT:
     try:
         with closing(_iter_window_chunks(claims)) as chunks:
             if sum(c.tree_size for c in claims) >= PIPELINE_MIN_EVENTS and can_fork():
-                walker, _ = walk_pipelined(walker, chunks, None)
+                walker, _ = walk_pipelined(walker, chunks, None, (TreeFold(c.anchors) for c in claims))
             else:
                 for chunk in chunks:
                     if chunk is NEXT_SESSION:
@@ -688,7 +786,6 @@ def _cursor_window_chunks(claims: list[SessionClaims], chunk_events: int) -> Ite
         connection.queries_log.append({"sql": f"{_SELECT_WINDOW} -- {len(ids)} sessions", "time": "0.000"})
     position = 0  # sessions announced so far
     wanted = [session_id.encode("ascii") for session_id in ids]
-    first = operator.itemgetter(0)
     with nullcontext() if connection.in_atomic_block else transaction.atomic():
         connection.ensure_connection()
         with connection.connection.cursor(name=f"audit_walk_{next(_CURSOR_NUMBERS)}", binary=True) as rows:
@@ -696,8 +793,8 @@ def _cursor_window_chunks(claims: list[SessionClaims], chunk_events: int) -> Ite
             rows.adapters.register_loader("varchar", ByteaBinaryLoader)
             rows.execute(_SELECT_WINDOW, params)
             current = None
-            while fetched := rows.fetchmany(chunk_events):
-                for session_id, group in itertools.groupby(fetched, first):
+            for fetched in fetched_ahead(rows, max(FETCH_ROWS, chunk_events)):
+                for session_id, group in itertools.groupby(fetched, _FIRST):
                     if session_id != current:
                         while position < len(wanted) and wanted[position] != session_id:
                             yield NEXT_SESSION  # a session with no rows (left) in the log
@@ -707,6 +804,8 @@ def _cursor_window_chunks(claims: list[SessionClaims], chunk_events: int) -> Ite
                         yield NEXT_SESSION
                         position += 1
                         current = session_id
-                    yield [row[1] for row in group]
+                    canonical = list(map(_SECOND, group))
+                    for start in range(0, len(canonical), chunk_events):
+                        yield canonical[start : start + chunk_events]
     for _ in range(position, len(wanted)):
         yield NEXT_SESSION

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import IO, Any
@@ -26,8 +27,23 @@ from verifier.signatures import Keys, check_signature
 PERIOD_SCOPES = ("agent", "account")
 
 
+# Strings that RFC 8785 writes as they are, between quotes (no escapes): ids and hex digests.
+_VERBATIM = re.compile(r"[0-9A-Za-z_-]*\Z")
+
+
 def period_leaf_bytes(session_id: str, tree_size: int, merkle_root_hex: str | None) -> bytes:
-    """RFC 8785 bytes of ``{"merkle_root_hex", "session_id", "tree_size"}``: the period root's leaf data."""
+    """RFC 8785 bytes of ``{"merkle_root_hex", "session_id", "tree_size"}``: the period root's leaf data. Ids, hex
+    roots and sizes below 2^53 are written straight into the one shape (a period report has a leaf per session);
+    anything else goes through ``canonical_bytes``."""
+    if (
+        type(session_id) is str
+        and _VERBATIM.match(session_id)
+        and type(tree_size) is int
+        and 0 <= tree_size < 2**53
+        and (merkle_root_hex is None or (type(merkle_root_hex) is str and _VERBATIM.match(merkle_root_hex)))
+    ):
+        root = "null" if merkle_root_hex is None else f'"{merkle_root_hex}"'
+        return f'{{"merkle_root_hex":{root},"session_id":"{session_id}","tree_size":{tree_size}}}'.encode("ascii")
     return canonical_bytes({"merkle_root_hex": merkle_root_hex, "session_id": session_id, "tree_size": tree_size})
 
 

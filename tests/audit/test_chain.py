@@ -2,6 +2,8 @@
 
 import itertools
 import json
+import threading
+from contextlib import closing
 from datetime import UTC, datetime
 
 import psycopg
@@ -161,7 +163,7 @@ def test_walker_names_the_first_bad_seq_whatever_the_chunking(agent, mutate, seq
     append_events(session, [EVENT] * 11)
     rows = list(itertools.chain.from_iterable(iter_canonical_chunks(session)))
     intact = _walk_in_chunks(session, rows, chunk)
-    assert (intact.expected_seq, intact.accumulator.root().hex()) == (12, verify_session(session).merkle_root_hex)
+    assert (intact.expected_seq, intact.tree.accumulator.root().hex()) == (12, verify_session(session).merkle_root_hex)
     with pytest.raises(AuditChainBroken) as caught:
         _walk_in_chunks(session, mutate(rows), chunk)
     assert caught.value.seq == seq
@@ -235,3 +237,42 @@ def test_a_walk_outside_a_transaction_leaves_none_open(live_db, agent, monkeypat
     if connection.vendor == "postgresql":
         assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     assert AuditEvent.objects.filter(session=session).count() == (10 if tampered else 11)
+
+
+class _Rows:
+    """A stand-in for a psycopg cursor: ``fetchmany`` hands out numbered batches, then fails if told to."""
+
+    def __init__(self, batches: int, fail_at: int | None = None):
+        self.batches, self.fail_at, self.fetched = batches, fail_at, 0
+
+    def fetchmany(self, size: int) -> list:
+        if self.fetched == self.fail_at:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        self.fetched += 1
+        return [(self.fetched, i) for i in range(size)] if self.fetched <= self.batches else []
+
+
+def _fetching() -> bool:
+    return any(thread.name == "audit-walk-read-ahead" for thread in threading.enumerate())
+
+
+def test_read_ahead_yields_every_batch_in_order_and_ends():
+    batches = list(walk.fetched_ahead(_Rows(5), 2))
+    assert [batch[0][0] for batch in batches] == [1, 2, 3, 4, 5]
+    assert not _fetching()
+
+
+def test_read_ahead_raises_the_fetching_threads_error_where_the_rows_are_read():
+    batches = walk.fetched_ahead(_Rows(5, fail_at=3), 2)
+    assert [next(batches)[0][0] for _ in range(3)] == [1, 2, 3]
+    with pytest.raises(psycopg.OperationalError, match="server closed"):
+        next(batches)
+    assert not _fetching()
+
+
+def test_read_ahead_stops_fetching_when_the_walk_stops_early():
+    rows = _Rows(1000)
+    with closing(walk.fetched_ahead(rows, 2)) as batches:
+        assert next(batches)[0][0] == 1
+    assert not _fetching()
+    assert rows.fetched <= 4  # the one read, two waiting, at most one more fetched before it saw the stop

@@ -16,6 +16,7 @@ from django.db import DatabaseError, connection, transaction
 from django.test import Client
 from django.urls import reverse
 
+from audit import walk
 from audit.canonical import canonical_bytes
 from audit.merkle import MerkleAccumulator, leaf_hash
 from audit.models import AuditEvent, Session
@@ -291,8 +292,14 @@ def _verdict_of_offline_verifier(client, session, held_report: dict, directory) 
     return "caught" if code == 1 else f"exit {code}"
 
 
+@pytest.mark.parametrize("pipelined", [False, True], ids=["in-process", "pipelined"])
 @pytest.mark.parametrize("attack", list(ATTACKS), ids=lambda attack: attack.__name__)
-def test_every_walker_catches_the_attack_at_the_same_place(attack, agent, user_client, staff_client, tmp_path):
+def test_every_walker_catches_the_attack_at_the_same_place(
+    attack, pipelined, agent, user_client, staff_client, tmp_path, monkeypatch
+):
+    if pipelined:  # every walk of the server in two processes, over chunks of 3 events: the path of a long log
+        monkeypatch.setattr(walk, "PIPELINE_MIN_EVENTS", 0)
+        monkeypatch.setattr(walk, "CHUNK_EVENTS", 3)
     stays_open, expected = ATTACKS[attack]
     session, _ = start_session(agent, external_ref=f"call-{attack.__name__}", started_at=T0)
     append_events(session, _events(9), now=T0)

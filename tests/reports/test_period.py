@@ -13,13 +13,15 @@ from django.test import Client
 from django.urls import reverse
 
 from audit import walk
-from audit.models import Agent, AuditEvent
+from audit.canonical import canonical_bytes
+from audit.merkle import leaf_hash
+from audit.models import Agent, AuditEvent, Session
 from audit.timestamps import format_ts
 from masker.models import ApiToken
 from reports.models import ReportRecord
 from reports.period import Window, build_period_report, parse_window, render_period_json, sign_period_report
 from reports.period_rendering import PDF_SESSION_LIMIT, render_period_pdf
-from reports.session_report import build_session_report
+from reports.session_report import build_session_report, issue_session_report
 from tests.conftest import append_only_guard_lifted
 from tests.reports.period_support import (
     ACCOUNT_URL,
@@ -195,7 +197,13 @@ def test_empty_window_root_is_the_empty_tree(world):
 
 @pytest.mark.parametrize(
     "session_id",
-    ["sess_01ARZ3NDEKTSV4RRFFQ69G5FAV", "sess_00000000000000000000000000", "sess_ZZZZZZZZZZZZZZZZZZZZZZZZZZ"],
+    [
+        "sess_01ARZ3NDEKTSV4RRFFQ69G5FAV",
+        "sess_00000000000000000000000000",
+        "sess_ZZZZZZZZZZZZZZZZZZZZZZZZZZ",
+        'sess_"quoted\\slash',  # not an id this service issues: written through the general RFC 8785 path
+        "séssion\u2028",
+    ],
 )
 @pytest.mark.parametrize("root", [None, "0" * 64, "ab" * 32])
 @pytest.mark.parametrize("size", [0, 1, 2**40])
@@ -231,6 +239,35 @@ def test_tampered_session_is_listed_broken_and_fails_the_verdict(world, monkeypa
     expected["scalars"]["alert_count"] += 1
     assert figures == expected
     assert schema_errors({"report": report}) == []
+
+
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_an_open_session_rewritten_after_its_report_is_listed_broken(world, monkeypatch, pipelined):
+    # Its last event rewritten with its hash and the session's head (links hold, nothing is sealed): only the root
+    # its report recorded tells, and only for that session; the sessions walked after it are unaffected.
+    if pipelined:
+        monkeypatch.setattr(walk, "PIPELINE_MIN_EVENTS", 0)
+        monkeypatch.setattr(walk, "CHUNK_EVENTS", 2)
+    victim = world.inside[3]
+    assert not victim.is_sealed
+    issue_session_report(victim, report_format="json", actor="usr_test", now=NOW)
+    last = AuditEvent.objects.get(session=victim, seq=victim.tree_size - 1)
+    event = json.loads(last.canonical)
+    event["turn"] += 1
+    raw = canonical_bytes(event)
+    with append_only_guard_lifted(), connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {AuditEvent._meta.db_table} SET canonical = %s, event_hash = %s WHERE id = %s",
+            [raw.decode(), leaf_hash(raw).hex(), last.id],
+        )
+        cursor.execute(
+            f"UPDATE {Session._meta.db_table} SET chain_head = %s WHERE id = %s", [leaf_hash(raw).hex(), victim.id]
+        )
+    report = _report(world).as_json()
+    entry = next(e for e in report["sessions"] if e["session_id"] == victim.id)
+    assert (entry["integrity"], entry["broken_seq"]) == ("broken", victim.tree_size - 1)
+    assert "no longer have the root a report recorded" in entry["broken_reason"]
+    assert [e["session_id"] for e in report["sessions"] if e["integrity"] == "broken"] == [victim.id]
 
 
 def test_pipelined_walk_gives_the_same_report(world, monkeypatch):
