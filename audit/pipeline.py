@@ -15,11 +15,13 @@ this process takes the next session's tree from ``trees``.
 
 import ctypes
 import fcntl
-import multiprocessing
 import os
 import pickle
+import signal
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
+from multiprocessing import Pipe
 from typing import Any
 
 from audit.errors import AuditChainBroken
@@ -29,12 +31,11 @@ NEXT_SESSION: list[bytes] = []
 
 
 def can_fork() -> bool:
-    """Whether a two-process walk can help: it needs a second core to run on (this process may be pinned to one),
-    ``fork`` (POSIX), and a process allowed to start children (a multiprocessing worker is daemonic and is not)."""
+    """Whether a two-process walk can help: it needs a second core to run on (this process may be pinned to one)
+    and ``fork`` (POSIX). The checker is forked directly (``os.fork``), so a daemonic process -- a Celery prefork
+    pool process -- can start it too."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return (
-        cores > 1 and "fork" in multiprocessing.get_all_start_methods() and not multiprocessing.current_process().daemon
-    )
+    return cores > 1 and hasattr(os, "fork")
 
 
 def walk_pipelined(walker: Any, chunks: Iterable[list[bytes]], tally: Any, trees: Iterator[Any]) -> tuple[Any, Any]:
@@ -42,16 +43,10 @@ def walk_pipelined(walker: Any, chunks: Iterable[list[bytes]], tally: Any, trees
     checker, folding each session's root here into the next of ``trees`` (``audit.walk.TreeFold``: the first at
     once for a single session's walk, one per ``NEXT_SESSION`` for a window's); return the checker's walker and
     tally. Raises ``AuditChainBroken`` as the in-process walk would."""
-    context = multiprocessing.get_context("fork")
-    data_recv, data_send = context.Pipe(duplex=False)
-    result_recv, result_send = context.Pipe(duplex=False)
+    data_recv, data_send = Pipe(duplex=False)
+    result_recv, result_send = Pipe(duplex=False)
     _widen(data_send)
-    checker = context.Process(
-        target=_check_in_child,
-        args=(data_recv, result_send, (data_send, result_recv), walker, tally),
-        daemon=True,
-    )
-    checker.start()
+    checker = _fork(_check_in_child, data_recv, result_send, (data_send, result_recv), walker, tally)
     data_recv.close()
     result_send.close()
     try:
@@ -62,16 +57,44 @@ def walk_pipelined(walker: Any, chunks: Iterable[list[bytes]], tally: Any, trees
             raise RuntimeError("the audit walk's checking process ended without an answer") from None
     finally:
         data_send.close()
-        checker.join(timeout=10)
-        if checker.is_alive():
-            checker.kill()
-            checker.join()
+        _reap(checker)
         result_recv.close()
     if outcome[0] == "broken":
         raise AuditChainBroken(outcome[1], outcome[2])
     if outcome[0] == "error":
         raise RuntimeError(f"the audit walk's checking process failed: {outcome[1]}")
     return outcome[1], outcome[2]
+
+
+def _fork(target, *args) -> int:
+    """Run ``target(*args)`` in a forked process and return its pid. The child ends with ``os._exit``: none of this
+    process's exit handlers run there (nothing closes the database connection it inherited), and signals it
+    inherited handlers for (a worker's shutdown handlers) end it as they would any process."""
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            signal.signal(number, signal.SIG_DFL)
+        target(*args)
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def _reap(pid: int, timeout: float = 10.0) -> None:
+    """Wait for the checker to end (it answers, then exits); kill it if it has not within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    try:
+        while os.waitpid(pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return
+            time.sleep(0.002)
+    except ChildProcessError:  # reaped already, by a SIGCHLD handler of the host process
+        pass
 
 
 def _feed(walker: Any, chunks: Iterable[list[bytes]], trees: Iterator[Any], data_send, result_recv) -> None:

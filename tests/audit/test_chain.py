@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import multiprocessing
 import threading
 from contextlib import closing
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from audit.canonical import canonical_bytes
 from audit.errors import AuditChainBroken, SessionEnded
 from audit.merkle import leaf_hash, merkle_root
 from audit.models import AuditEvent
+from audit.pipeline import walk_pipelined
 from audit.walk import ChainWalker, SessionClaims, iter_canonical_chunks, verify_session
 from audit.writing import append_events, end_session, start_session
 from tests.conftest import append_only_guard_lifted
@@ -276,3 +278,26 @@ def test_read_ahead_stops_fetching_when_the_walk_stops_early():
         assert next(batches)[0][0] == 1
     assert not _fetching()
     assert rows.fetched <= 4  # the one read, two waiting, at most one more fetched before it saw the stop
+
+
+def test_a_daemonic_process_runs_the_two_process_walk(agent):
+    # A Celery prefork pool process is daemonic: multiprocessing refuses it children, the walk's fork does not.
+    session, _ = start_session(agent, external_ref="call-1", started_at=T0)
+    append_events(session, [EVENT] * 10)
+    end_session(session, status="ok")
+    rows = list(itertools.chain.from_iterable(iter_canonical_chunks(session)))
+    claims = SessionClaims.of(session)
+    context = multiprocessing.get_context("fork")
+    answer_recv, answer_send = context.Pipe(duplex=False)
+
+    def walk_in_a_daemon() -> None:
+        walker = ChainWalker(claims)
+        chunks = [rows[start : start + 3] for start in range(0, len(rows), 3)]
+        walker, _ = walk_pipelined(walker, chunks, None, iter([walker.tree]))
+        answer_send.send((multiprocessing.current_process().daemon, walker.finish().merkle_root_hex))
+
+    daemon = context.Process(target=walk_in_a_daemon, daemon=True)
+    daemon.start()
+    answer = answer_recv.recv() if answer_recv.poll(30) else None
+    daemon.join()
+    assert answer == (True, session.seal["merkle_root_hex"])
