@@ -770,9 +770,13 @@ def _orm_window_chunks(claims: list[SessionClaims], chunk_events: int) -> Iterat
         yield from _orm_canonical_chunks(session.session_id, session.tree_size, chunk_events)
 
 
+# The range on session_id bounds the index scan to the sessions' own stretch of the log: without it, a server-side
+# cursor's plan (a merge join, chosen for its fast start) reads the index from its first entry, so a report run's
+# last chunk read every event of the chunks before it.
 _SELECT_WINDOW = (
     f"SELECT e.session_id, e.canonical FROM unnest(%(ids)s::text[], %(sizes)s::bigint[]) AS w(id, size) "  # noqa: S608
-    f"JOIN {_TABLE} e ON e.session_id = w.id AND e.seq < w.size ORDER BY e.session_id, e.seq"
+    f"JOIN {_TABLE} e ON e.session_id = w.id AND e.seq < w.size "
+    "WHERE e.session_id BETWEEN %(first)s AND %(last)s ORDER BY e.session_id, e.seq"
 )
 
 
@@ -781,7 +785,12 @@ def _cursor_window_chunks(claims: list[SessionClaims], chunk_events: int) -> Ite
     bounded by its claimed size; rows are split into per-session chunks by their session id (a session with no
     rows left gets none, and its walk fails at its start)."""
     ids = [c.session_id for c in claims]
-    params = {"ids": ids, "sizes": [c.tree_size for c in claims]}
+    params = {
+        "ids": ids,
+        "sizes": [c.tree_size for c in claims],
+        "first": min(ids, default=""),
+        "last": max(ids, default=""),
+    }
     if connection.queries_logged:
         connection.queries_log.append({"sql": f"{_SELECT_WINDOW} -- {len(ids)} sessions", "time": "0.000"})
     position = 0  # sessions announced so far
