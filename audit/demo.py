@@ -171,6 +171,82 @@ def _intake_call(agent: Agent, start: datetime) -> list[list[dict]]:
 
 
 @transaction.atomic
+def _payment_call(t: datetime) -> list[list[dict]]:
+    return [
+        [
+            _redacted(t, 5.0, 1, "NAME", (0, 11), pass_="ner", confidence=0.91),
+            {
+                "ts": _at(t, 9.0),
+                "kind": "pci.card_detected",
+                "turn": 2,
+                "luhn_valid": True,
+                "masked_before_egress": True,
+                "action": "redact",
+            },
+            _redacted(t, 9.1, 2, "CREDIT_CARD", (14, 33), action="redact", token="REDACTED"),
+            _egress(t, 9.3, 2, "llm", "anthropic", True, 0),
+            _egress(t, 9.8, 2, "telephony", "twilio", True, 7),
+        ]
+    ]
+
+
+def _rehydration_call(t: datetime) -> list[list[dict]]:
+    return [
+        [
+            _redacted(t, 2.0, 1, "PHONE", (5, 17)),
+            _egress(t, 2.2, 1, "llm", "openai", True, 0),
+            {
+                "ts": _at(t, 3.9),
+                "kind": "phi.rehydration_failed",
+                "turn": 1,
+                "entity_kind": "PHONE",
+                "reason": "token_not_returned",
+            },
+            {
+                "ts": _at(t, 4.0),
+                "kind": "leak.detected",
+                "turn": 1,
+                "entity_kind": "PHONE",
+                "stage": "response",
+            },
+            {
+                "ts": _at(t, 6.0),
+                "kind": "detection.degraded",
+                "turn": 2,
+                "reason": "ner_timeout",
+            },
+        ]
+    ]
+
+
+def _vendor_call(t: datetime) -> list[list[dict]]:
+    return [
+        [
+            _redacted(t, 1.5, 1, "NAME", (3, 14), pass_="ner", confidence=0.77),
+            _egress(t, 1.8, 1, "stt", "deepgram", True, 0),
+            _egress(t, 2.1, 1, "llm", "acme-llm-beta", False, 30),
+        ]
+    ]
+
+
+def _live_call(t: datetime) -> list[list[dict]]:
+    return [
+        [
+            _redacted(t, 1.0, 1, "NAME", (0, 8), pass_="ner", confidence=0.97),
+        ]
+    ]
+
+
+def _globex_call(t: datetime) -> list[list[dict]]:
+    return [
+        [
+            _redacted(t, 2.0, 1, "NAME", (0, 10), confidence=None),
+            {"ts": _at(t, 2.5), "kind": "payload.persisted", "what": "masked", "encrypted": True},
+            _egress(t, 2.8, 1, "llm", "openai", True, 0),
+        ]
+    ]
+
+
 def seed_demo() -> DemoData:
     """Create (or find) the demo world. Safe to run any number of times."""
     acme, _ = Account.objects.get_or_create(name="Acme Health")
@@ -191,69 +267,21 @@ def seed_demo() -> DemoData:
             billing,
             "call-payment-0002",
             t + timedelta(hours=1),
-            [
-                [
-                    _redacted(t + timedelta(hours=1), 5.0, 1, "NAME", (0, 11), pass_="ner", confidence=0.91),
-                    {
-                        "ts": _at(t + timedelta(hours=1), 9.0),
-                        "kind": "pci.card_detected",
-                        "turn": 2,
-                        "luhn_valid": True,
-                        "masked_before_egress": True,
-                        "action": "redact",
-                    },
-                    _redacted(
-                        t + timedelta(hours=1), 9.1, 2, "CREDIT_CARD", (14, 33), action="redact", token="REDACTED"
-                    ),
-                    _egress(t + timedelta(hours=1), 9.3, 2, "llm", "anthropic", True, 0),
-                    _egress(t + timedelta(hours=1), 9.8, 2, "telephony", "twilio", True, 7),
-                ]
-            ],
+            _payment_call(t + timedelta(hours=1)),
             end=("ok", 64.0),
         ),
         _call(
             intake,
             "call-rehydration-0003",
             t + timedelta(hours=2),
-            [
-                [
-                    _redacted(t + timedelta(hours=2), 2.0, 1, "PHONE", (5, 17)),
-                    _egress(t + timedelta(hours=2), 2.2, 1, "llm", "openai", True, 0),
-                    {
-                        "ts": _at(t + timedelta(hours=2), 3.9),
-                        "kind": "phi.rehydration_failed",
-                        "turn": 1,
-                        "entity_kind": "PHONE",
-                        "reason": "token_not_returned",
-                    },
-                    {
-                        "ts": _at(t + timedelta(hours=2), 4.0),
-                        "kind": "leak.detected",
-                        "turn": 1,
-                        "entity_kind": "PHONE",
-                        "stage": "response",
-                    },
-                    {
-                        "ts": _at(t + timedelta(hours=2), 6.0),
-                        "kind": "detection.degraded",
-                        "turn": 2,
-                        "reason": "ner_timeout",
-                    },
-                ]
-            ],
+            _rehydration_call(t + timedelta(hours=2)),
             end=("partial", 20.0),
         ),
         _call(
             billing,
             "call-vendor-0004",
             t + timedelta(hours=3),
-            [
-                [
-                    _redacted(t + timedelta(hours=3), 1.5, 1, "NAME", (3, 14), pass_="ner", confidence=0.77),
-                    _egress(t + timedelta(hours=3), 1.8, 1, "stt", "deepgram", True, 0),
-                    _egress(t + timedelta(hours=3), 2.1, 1, "llm", "acme-llm-beta", False, 30),
-                ]
-            ],
+            _vendor_call(t + timedelta(hours=3)),
             end=("ok", 15.0),
         ),
         _call(intake, "call-empty-0005", t + timedelta(hours=4), [], end=("error", 2.0)),
@@ -261,11 +289,7 @@ def seed_demo() -> DemoData:
             intake,
             "call-live-0006",
             t + timedelta(hours=5),
-            [
-                [
-                    _redacted(t + timedelta(hours=5), 1.0, 1, "NAME", (0, 8), pass_="ner", confidence=0.97),
-                ]
-            ],
+            _live_call(t + timedelta(hours=5)),
             end=None,
         ),
     ]
@@ -275,13 +299,7 @@ def seed_demo() -> DemoData:
             globex_agent,
             "globex-call-0001",
             g,
-            [
-                [
-                    _redacted(g, 2.0, 1, "NAME", (0, 10), confidence=None),
-                    {"ts": _at(g, 2.5), "kind": "payload.persisted", "what": "masked", "encrypted": True},
-                    _egress(g, 2.8, 1, "llm", "openai", True, 0),
-                ]
-            ],
+            _globex_call(g),
             end=("ok", 30.0),
         ),
     ]
