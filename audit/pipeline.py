@@ -127,8 +127,8 @@ def _feed(walker: Any, chunks: Iterable[list[bytes]], trees: Iterator[Any], data
             if tree is not None:
                 try:
                     tree.add(digests)
-                except AuditChainBroken as broken:  # the rest of this session is not folded: its walk stops here
-                    data_send.send_bytes(b"A" + str(broken.seq + 1).encode("ascii"))
+                except AuditChainBroken:  # at the recorded size just reached; the rest of this session is not folded
+                    data_send.send_bytes(b"A" + str(tree.accumulator.size).encode("ascii"))
                     tree = None
         if not started:  # a single session's walk over no chunks at all
             tree = next(trees, None)

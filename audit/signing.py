@@ -277,6 +277,8 @@ def signature_verifies(signed: dict[str, Any]) -> bool:
     if not isinstance(signature, dict) or signature.get("alg") != ALG:
         return False
     kid = signature.get("kid")
+    if not isinstance(kid, str):
+        return False
     key = published_keys().get(kid)
     if key is None:  # a key published since the cache was filled (a rotation): look at the sources now
         key = published_keys(recheck=True).get(kid)

@@ -685,11 +685,14 @@ class WindowWalker:
         return self._walk(chunk, digests, fold=False)
 
     def _walk(self, chunk: list[bytes], digests: bytes, *, fold: bool) -> tuple[list, list[str]]:
+        walker = self.walker
+        if walker is None:
+            raise RuntimeError("a chunk came before the session it belongs to")
         if self.broken is None:
             try:
-                events, kinds = self.walker.check(chunk, digests)
+                events, kinds = walker.check(chunk, digests)
                 if fold and events:
-                    self.walker.tree.add(digests)
+                    walker.tree.add(digests)
             except AuditChainBroken as broken:
                 self.broken = broken
             else:
@@ -698,7 +701,7 @@ class WindowWalker:
         return [], []  # tallied here, per session
 
     def folded(self, tree: TreeFold) -> None:
-        if self.broken is None:
+        if self.broken is None and self.walker is not None:
             self.walker.folded(tree)
 
     def tree_broken(self, size: int) -> None:
