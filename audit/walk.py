@@ -551,9 +551,9 @@ def _cursor_canonical_chunks(session_id: str, size: int, chunk_events: int) -> I
 def fetched_ahead(rows, batch: int) -> Iterator[list]:
     """The cursor's rows, ``batch`` at a time, fetched by a thread up to two batches ahead, so the database
     produces the next batch while this thread works through the last one (psycopg lets go of the GIL while it
-    waits for the server): a third of a plain read's time on a long log. Until the iterator ends, that thread is
-    the only user of the connection; closing the iterator early stops it, and the thread's errors are raised
-    here."""
+    waits for the server): a long log reads in about two thirds of a plain read's time. Until the iterator ends,
+    that thread is the only user of the connection; closing the iterator early stops it, and the thread's errors
+    are raised here."""
     batches: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
 
