@@ -125,7 +125,7 @@ _KIND = operator.attrgetter("kind")
 _TS = operator.attrgetter("ts")
 _TURN = operator.attrgetter("turn")
 _LINK_FIELDS = operator.attrgetter("seq", "session_id", "prev_hash")
-_FIRST, _SECOND = operator.itemgetter(0), operator.itemgetter(1)
+_FIRST, _THIRD = operator.itemgetter(0), operator.itemgetter(2)
 # What a walk counts of every event, whatever the caller: the kind and the fields that tell redactions,
 # rehydrations and egress hops apart. Reports read those figures from these counts, so the events most of any log
 # consists of need no Python step of their own; and the required fields among these are checked on the distinct
@@ -773,13 +773,14 @@ def _orm_window_chunks(claims: list[SessionClaims], chunk_events: int) -> Iterat
         yield from _orm_canonical_chunks(session.session_id, session.tree_size, chunk_events)
 
 
-# The range on session_id bounds the index scan to the sessions' own stretch of the log: without it, a server-side
-# cursor's plan (a merge join, chosen for its fast start) reads the index from its first entry, so a report run's
-# last chunk read every event of the chunks before it.
+# ``session_id = ANY(ids)`` on the (session_id, seq) index returns the rows in index order: no join, no sort, and
+# no read of events between the sessions (a join on unnest() was planned as a nested loop with an external sort
+# per report-run chunk, or as a merge join over the whole stretch of the log between the first and last id). Each
+# session's own bound (its claimed size) is applied as the rows arrive; ``seq < longest`` keeps the rows appended
+# since the claims were taken mostly on the server.
 _SELECT_WINDOW = (
-    f"SELECT e.session_id, e.canonical FROM unnest(%(ids)s::text[], %(sizes)s::bigint[]) AS w(id, size) "  # noqa: S608
-    f"JOIN {_TABLE} e ON e.session_id = w.id AND e.seq < w.size "
-    "WHERE e.session_id BETWEEN %(first)s AND %(last)s ORDER BY e.session_id, e.seq"
+    f"SELECT session_id, seq, canonical FROM {_TABLE} "  # noqa: S608
+    "WHERE session_id = ANY(%(ids)s::text[]) AND seq < %(longest)s ORDER BY session_id, seq"
 )
 
 
@@ -788,12 +789,8 @@ def _cursor_window_chunks(claims: list[SessionClaims], chunk_events: int) -> Ite
     bounded by its claimed size; rows are split into per-session chunks by their session id (a session with no
     rows left gets none, and its walk fails at its start)."""
     ids = [c.session_id for c in claims]
-    params = {
-        "ids": ids,
-        "sizes": [c.tree_size for c in claims],
-        "first": min(ids, default=""),
-        "last": max(ids, default=""),
-    }
+    sizes = [c.tree_size for c in claims]
+    params = {"ids": ids, "longest": max(sizes, default=0)}
     if connection.queries_logged:
         connection.queries_log.append({"sql": f"{_SELECT_WINDOW} -- {len(ids)} sessions", "time": "0.000"})
     position = 0  # sessions announced so far
@@ -804,7 +801,7 @@ def _cursor_window_chunks(claims: list[SessionClaims], chunk_events: int) -> Ite
             rows.adapters.register_loader("text", ByteaBinaryLoader)
             rows.adapters.register_loader("varchar", ByteaBinaryLoader)
             rows.execute(_SELECT_WINDOW, params)
-            current = None
+            current, size = None, 0
             for fetched in fetched_ahead(rows, max(FETCH_ROWS, chunk_events)):
                 for session_id, group in itertools.groupby(fetched, _FIRST):
                     if session_id != current:
@@ -814,9 +811,13 @@ def _cursor_window_chunks(claims: list[SessionClaims], chunk_events: int) -> Ite
                         if position == len(wanted):
                             raise RuntimeError("the window's events came out of session order")
                         yield NEXT_SESSION
+                        current, size = session_id, sizes[position]
                         position += 1
-                        current = session_id
-                    canonical = list(map(_SECOND, group))
+                    run = list(group)
+                    if run[-1][1] < size:
+                        canonical = list(map(_THIRD, run))
+                    else:
+                        canonical = [row[2] for row in run if row[1] < size]
                     for start in range(0, len(canonical), chunk_events):
                         yield canonical[start : start + chunk_events]
     for _ in range(position, len(wanted)):

@@ -156,9 +156,11 @@ def best_read_floor(account, window, *, ahead: bool) -> tuple[float, str]:
         .values_list("id", "tree_size")
     )
     ids, sizes = zip(*rows, strict=True)
+    # the walk's own statement (``audit.walk._SELECT_WINDOW``): the index returns the rows in order; every session
+    # here is complete, so ``seq < longest`` already bounds each one at its size
     sql = (
-        "SELECT e.session_id, e.canonical FROM unnest(%s::text[], %s::bigint[]) AS w(id, size) "
-        "JOIN audit_auditevent e ON e.session_id = w.id AND e.seq < w.size ORDER BY e.session_id, e.seq"
+        "SELECT session_id, canonical FROM audit_auditevent WHERE session_id = ANY(%s::text[]) AND seq < %s "
+        "ORDER BY session_id, seq"
     )
     period = MerkleAccumulator()
     sha256 = hashlib.sha256
@@ -167,7 +169,7 @@ def best_read_floor(account, window, *, ahead: bool) -> tuple[float, str]:
         connection.ensure_connection()
         with connection.connection.cursor(name="period_best_read_floor", binary=True) as cursor:
             cursor.adapters.register_loader("text", ByteaBinaryLoader)
-            cursor.execute(sql, (list(ids), list(sizes)))
+            cursor.execute(sql, (list(ids), max(sizes)))
             for fetched in fetched_ahead(cursor, common.FETCH_ROWS) if ahead else common.plain_batches(cursor):
                 for session_id, row in fetched:
                     if session_id != current:

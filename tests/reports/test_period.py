@@ -17,9 +17,18 @@ from audit.canonical import canonical_bytes
 from audit.merkle import leaf_hash
 from audit.models import Agent, AuditEvent, Session
 from audit.timestamps import format_ts
+from audit.writing import append_events
 from masker.models import ApiToken
 from reports.models import ReportRecord
-from reports.period import Window, build_period_report, parse_window, render_period_json, sign_period_report
+from reports.period import (
+    Window,
+    build_period_report,
+    fold_sessions,
+    parse_window,
+    render_period_json,
+    sign_period_report,
+    window_sessions,
+)
 from reports.period_rendering import PDF_SESSION_LIMIT, render_period_pdf
 from reports.session_report import build_session_report, issue_session_report
 from tests.conftest import append_only_guard_lifted
@@ -31,6 +40,7 @@ from tests.reports.period_support import (
     TO,
     WINDOW,
     World,
+    _events,
     _tamper,
 )
 from tests.reports.report_support import (
@@ -278,6 +288,27 @@ def test_pipelined_walk_gives_the_same_report(world, monkeypatch):
         for key in ("id", "signature", "generated_at"):
             report.pop(key)
     assert pipelined == inline
+
+
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_a_session_that_grew_after_its_row_was_read_is_walked_to_the_size_the_row_claimed(
+    world, monkeypatch, pipelined
+):
+    # An open call goes on between reading the window's rows and walking their events (or between planning a report
+    # run and walking its chunk): the walk covers what the rows claimed, to the event, whatever the log holds now.
+    if pipelined:
+        monkeypatch.setattr(walk, "PIPELINE_MIN_EVENTS", 0)
+        monkeypatch.setattr(walk, "CHUNK_EVENTS", 2)
+    sessions = list(window_sessions(world.account, agent=None, window=WINDOW))
+    before = fold_sessions(sessions).to_json()
+    victim = world.inside[3]
+    assert not victim.is_sealed
+    claimed = (victim.tree_size, victim.merkle_root_hex, None)
+    append_events(victim, _events(FROM + timedelta(days=11, hours=1), 20, alerts=True))  # past every claimed size
+    after = fold_sessions(sessions).to_json()
+    assert after == before
+    entry = next(e for e in after["entries"] if e[0] == victim.id)
+    assert (entry[1], entry[2], entry[5]) == claimed
 
 
 def test_session_with_no_events_left_is_broken_at_its_start(world):
