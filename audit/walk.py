@@ -17,7 +17,8 @@ root, and checks, failing with ``AuditChainBroken`` at the first bad seq (or ``"
   retired) over exactly the walked size, root and head; an open session's log does not end it.
 
 The events come out decoded as ``EventView`` (msgspec structs of the fields reports read), a chunk at a time, for
-a ``Tally`` to count. From ``PIPELINE_MIN_EVENTS`` events on, the walk runs in two processes (``audit.pipeline``).
+a ``Tally`` to count. From ``PIPELINE_MIN_EVENTS`` events on, the walk runs in two processes (``audit.pipeline``)
+unless ``MASKER_WALK_PROCESSES`` is 1.
 
 ``walk_sessions`` walks many sessions (a period report's window) in one pass: one statement streams every event of
 every session in (session, seq) order, each session gets its own ``ChainWalker`` and tally with exactly the checks
@@ -40,6 +41,7 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 import orjson
+from django.conf import settings
 from django.db import connection, transaction
 from psycopg.types.string import ByteaBinaryLoader
 
@@ -600,6 +602,12 @@ class Tally(Protocol):
 TallyT = TypeVar("TallyT", bound=Tally | None)
 
 
+def _pipelines(events: int) -> bool:
+    """Whether a walk of ``events`` runs in two processes: long enough, allowed (``MASKER_WALK_PROCESSES``) and
+    possible here (``can_fork``)."""
+    return events >= PIPELINE_MIN_EVENTS and settings.MASKER_WALK_PROCESSES > 1 and can_fork()
+
+
 def walk_session(session: Session, tally: TallyT = None) -> tuple[ChainSummary, TallyT]:
     """Walk ``session``'s whole log from the stored bytes with every check (module docstring), feeding the verified
     events to ``tally`` (None to only verify). Returns the summary and the tally that saw every event -- from a long
@@ -615,7 +623,7 @@ def walk_session(session: Session, tally: TallyT = None) -> tuple[ChainSummary, 
     gc.disable()
     try:
         with closing(iter_canonical_chunks(session)) as chunks:
-            if session.tree_size >= PIPELINE_MIN_EVENTS and can_fork():
+            if _pipelines(session.tree_size):
                 walker, tally = walk_pipelined(walker, chunks, tally, iter([walker.tree]))
             else:
                 for chunk in chunks:
@@ -741,7 +749,7 @@ def walk_sessions(claims: list[SessionClaims], fold: FoldT) -> FoldT:
     gc.disable()  # as in walk_session
     try:
         with closing(_iter_window_chunks(claims)) as chunks:
-            if sum(c.tree_size for c in claims) >= PIPELINE_MIN_EVENTS and can_fork():
+            if _pipelines(sum(c.tree_size for c in claims)):
                 walker, _ = walk_pipelined(walker, chunks, None, (TreeFold(c.anchors) for c in claims))
             else:
                 for chunk in chunks:

@@ -270,6 +270,12 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # LOGGING below (no PHI in logs) appli
 CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
+# Processes one long walk (a report, a run's chunk) uses: 2 (default) checks in a second process while the first
+# reads, which helps when a core would otherwise idle; 1 when every core is already busy, e.g. as many Celery worker
+# processes on a machine as it has cores, where a second process per walk only adds the pipe's cost.
+MASKER_WALK_PROCESSES = env_int("MASKER_WALK_PROCESSES", 2)
+if MASKER_WALK_PROCESSES not in (1, 2):
+    raise ImproperlyConfigured(f"MASKER_WALK_PROCESSES must be 1 or 2, got {MASKER_WALK_PROCESSES}")
 # A chunk's walk: about this many events per chunk (whole sessions, in session-id order).
 MASKER_RUN_CHUNK_EVENTS = env_int("MASKER_RUN_CHUNK_EVENTS", 100_000)
 # A claimed chunk (or an assembly) not finished within this many seconds counts as abandoned (its worker died) and

@@ -3,6 +3,7 @@
 import itertools
 import json
 import multiprocessing
+import os
 import threading
 from contextlib import closing
 from datetime import UTC, datetime
@@ -114,6 +115,22 @@ def test_tampered_event_is_found_at_its_seq(agent, monkeypatch, pipeline_min):
     with pytest.raises(AuditChainBroken) as caught:
         verify_session(session)
     assert (caught.value.seq, caught.value.reason) == (7, walk.BYTES_CHANGED)
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_walk_processes_setting_decides_whether_a_long_walk_forks(agent, monkeypatch, settings, processes):
+    # MASKER_WALK_PROCESSES=1 (every core already busy, e.g. one worker process per core): no second process, the
+    # same verdict and root.
+    settings.MASKER_WALK_PROCESSES = processes
+    monkeypatch.setattr(walk, "PIPELINE_MIN_EVENTS", 0)
+    monkeypatch.setattr(walk, "CHUNK_EVENTS", 3)
+    forks, fork = [], os.fork
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or fork())
+    session, _ = start_session(agent, external_ref="call-1", started_at=T0)
+    append_events(session, [EVENT] * 10)
+    summary = verify_session(session)
+    assert (summary.tree_size, summary.merkle_root_hex) == (11, session.merkle_root_hex)
+    assert len(forks) == (1 if processes == 2 and walk.can_fork() else 0)
 
 
 def test_verify_chain_command_reports_size_and_root(agent, capsys):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 
 
@@ -95,3 +96,13 @@ def test_a_malformed_token_rate_stops_the_settings_from_loading(tmp_path):
     assert done.returncode != 0
     assert "MASKER_TOKEN_RATE must be a rate such as 6000/min" in done.stderr
     assert _settings_in_subprocess(env_file, MASKER_TOKEN_RATE="20/hour")["debug"] is True
+
+
+@pytest.mark.parametrize("value", ["0", "3", "two"])
+def test_walk_processes_other_than_1_or_2_stop_the_settings_from_loading(tmp_path, value):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MASKER_", "DJANGO_", "DATABASE_URL"))}
+    env.update(MASKER_ENV_FILE="", MASKER_DEBUG="1", MASKER_VAR_DIR=str(tmp_path / "var"), MASKER_WALK_PROCESSES=value)
+    code = "import os; os.environ['DJANGO_SETTINGS_MODULE'] = 'masker.settings'; import django; django.setup()"
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=settings.BASE_DIR, capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "MASKER_WALK_PROCESSES must be" in done.stderr
