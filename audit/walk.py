@@ -230,12 +230,16 @@ class SessionClaims:
 
 @dataclass(frozen=True)
 class ChainSummary:
-    """A walk's verified result. ``census`` counts events by (kind, entity_kind, pass, action)."""
+    """A walk's result. ``census`` counts events by (kind, entity_kind, pass, action); ``verified``: every check
+    held (only ``ChainWalker.finish`` sets it); ``seal``: the seal it checked against the log and verified the
+    signature of (None for an open session)."""
 
     tree_size: int
     merkle_root_hex: str
     chain_head_hex: str
     census: Counter = field(default_factory=Counter, compare=False, repr=False)
+    verified: bool = False
+    seal: dict | None = field(default=None, compare=False, repr=False)
 
 
 # --- the walk --------------------------------------------------------------------------------------------------------
@@ -399,7 +403,7 @@ class ChainWalker:
                 raise AuditChainBroken(SEAL, "the log does not match the session's signed seal")
             if not signature_verifies(seal):
                 raise AuditChainBroken(SEAL, "the seal's signature does not verify under any published key")
-        return ChainSummary(size, root, self.head, self.census)
+        return ChainSummary(size, root, self.head, self.census, verified=True, seal=seal)
 
 
 def _census_malformed(census: Counter) -> bool:

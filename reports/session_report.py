@@ -57,17 +57,18 @@ def _walk(session: Session) -> tuple[ChainSummary, Tally]:
     return summary, tally
 
 
-def _seal(session: Session) -> Seal | None:
-    """The seal the walk verified (signature and figures), or None for an open session."""
-    if not session.is_sealed:
+def _seal(chain: ChainSummary) -> Seal | None:
+    """The seal the walk checked against the log and verified the signature of, or None for an open session."""
+    seal = chain.seal
+    if seal is None:
         return None
-    seal = session.seal
     return Seal(
         sealed_at=seal["sealed_at"],
         tree_size=seal["tree_size"],
         merkle_root_hex=seal["merkle_root_hex"],
         chain_head_hex=seal["chain_head_hex"],
         signature=Signature(**seal["signature"]),
+        matches_log=chain.verified,
     )
 
 
@@ -171,7 +172,7 @@ def build_session_report(session: Session, *, generated_at: datetime) -> Session
         baa_chain=_baa_chain(tally),
         redactions_by_kind=tally.redaction_counts(0),
         redactions_by_pass=tally.redaction_counts(1, PASSES),
-        audit_integrity=AuditIntegrity(chain=chain, seal=_seal(session)),
+        audit_integrity=AuditIntegrity(chain=chain, seal=_seal(chain)),
         policy_snapshot=session.policy_snapshot,
         policy=PolicyRef(
             name=started["policy"]["name"], version=started["policy"]["version"], sha256=started["policy"]["sha256"]

@@ -333,6 +333,7 @@ class Seal:
     merkle_root_hex: str
     chain_head_hex: str
     signature: Signature
+    matches_log: bool
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -343,7 +344,7 @@ class Seal:
             "chain_head_hex": self.chain_head_hex,
             "signature": self.signature.as_json(),
             "signature_kid": self.signature.kid,
-            "matches_log": True,
+            "matches_log": self.matches_log,
         }
 
 
@@ -374,7 +375,7 @@ class AuditIntegrity:
             "first_seq": 0 if size else None,
             "last_seq": size - 1 if size else None,
             "chain_head_hex": self.chain.chain_head_hex,
-            "chain_verified": True,  # a report exists only for a chain that verified
+            "chain_verified": self.chain.verified,
             "seal": self.seal.as_json() if self.seal else dict(OPEN_SEAL),
         }
 

@@ -15,10 +15,10 @@ from audit.errors import AuditChainBroken
 from audit.events import event_alert
 from audit.models import AuditEvent, Session
 from audit.timestamps import format_ts
-from audit.walk import iter_canonical_chunks, verify_session
+from audit.walk import ChainSummary, iter_canonical_chunks, verify_session
 from audit.writing import append_events, end_session, start_session
 from reports.session_report import build_session_report, sign_report
-from reports.values import LIST_LIMIT
+from reports.values import LIST_LIMIT, AuditIntegrity
 from tests.conftest import T0, append_only_guard_lifted
 from tests.reports.report_support import many_events, schema_errors, verify_report_signature
 
@@ -578,3 +578,19 @@ def test_timeline_of_a_long_call_is_bucketed_and_sums_to_the_totals(agent, monke
     assert sum(b["egress"] for b in buckets) == report["baa_chain"]["egress_count"] == 90
     assert sum(b["alerts"] for b in buckets) == report["summary"]["alert_count"] == 90
     assert schema_errors({"report": report}) == []
+
+
+def test_integrity_verdict_and_seal_are_what_the_walk_found(agent):
+    session, _ = start_session(agent, external_ref="call-verdict", started_at=T0)
+    append_events(session, many_events(4))
+    opened = report_of(session)["audit_integrity"]
+    assert (opened["chain_verified"], opened["seal"]["status"], opened["seal"]["matches_log"]) == (True, "open", None)
+    end_session(session, status="ok")
+    summary = verify_session(session)
+    assert summary.verified and summary.seal == session.seal
+    sealed = report_of(session)["audit_integrity"]
+    assert (sealed["chain_verified"], sealed["seal"]["matches_log"]) == (True, True)
+    assert sealed["seal"]["signature"] == session.seal["signature"]
+    # a summary no walk finished claims nothing
+    unverified = AuditIntegrity(chain=ChainSummary(5, "00" * 32, "00" * 32), seal=None).as_json()
+    assert unverified["chain_verified"] is False
