@@ -786,10 +786,10 @@ def _orm_window_chunks(claims: list[SessionClaims], chunk_events: int) -> Iterat
 
 
 # ``session_id = ANY(ids)`` on the (session_id, seq) index returns the rows in index order: no join, no sort, and
-# no read of events between the sessions (a join on unnest() was planned as a nested loop with an external sort
-# per report-run chunk, or as a merge join over the whole stretch of the log between the first and last id). Each
-# session's own bound (its claimed size) is applied as the rows arrive; ``seq < longest`` keeps the rows appended
-# since the claims were taken mostly on the server.
+# no read of events between the sessions (a join on unnest() gets a nested loop and an external sort for a few
+# hundred sessions, or a merge join over the whole stretch of the log between the first and last id). Each
+# session's own bound (its claimed size) is applied as the rows arrive; ``seq < longest`` keeps most rows appended
+# since the claims were taken on the server.
 _SELECT_WINDOW = (
     f"SELECT session_id, seq, canonical FROM {_TABLE} "  # noqa: S608
     "WHERE session_id = ANY(%(ids)s::text[]) AND seq < %(longest)s ORDER BY session_id, seq"

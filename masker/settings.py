@@ -276,9 +276,9 @@ CELERY_TIMEZONE = "UTC"
 MASKER_WALK_PROCESSES = env_int("MASKER_WALK_PROCESSES", 2)
 if MASKER_WALK_PROCESSES not in (1, 2):
     raise ImproperlyConfigured(f"MASKER_WALK_PROCESSES must be 1 or 2, got {MASKER_WALK_PROCESSES}")
-# A chunk's walk: about this many events per chunk (whole sessions, in session-id order). A chunk costs a fixed
-# 0.05-0.13 s (its task, queries, claims, the walk's start and end) besides ~0.4 s per 100,000 events: 250,000 keeps
-# that under a tenth of a chunk's second or so of work (bench/runs.py; docs/performance.md).
+# A chunk's walk: about this many events per chunk (whole sessions, in session-id order). Besides its events a
+# chunk has a fixed cost (its task, queries and claims, the walk's start and end): about a second of one worker's
+# work per chunk keeps that small (figures in docs/performance.md).
 MASKER_RUN_CHUNK_EVENTS = env_int("MASKER_RUN_CHUNK_EVENTS", 250_000)
 # A claimed chunk (or an assembly) not finished within this many seconds counts as abandoned (its worker died) and
 # is queued again by the beat task below; a slower one then merely runs twice (chunks are idempotent).
