@@ -790,7 +790,7 @@ def _orm_window_chunks(claims: list[SessionClaims], chunk_events: int) -> Iterat
 # hundred sessions, or a merge join over the whole stretch of the log between the first and last id). Each
 # session's own bound (its claimed size) is applied as the rows arrive; ``seq < longest`` keeps most rows appended
 # since the claims were taken on the server.
-_SELECT_WINDOW = (
+SELECT_WINDOW = (
     f"SELECT session_id, seq, canonical FROM {_TABLE} "  # noqa: S608
     "WHERE session_id = ANY(%(ids)s::text[]) AND seq < %(longest)s ORDER BY session_id, seq"
 )
@@ -804,7 +804,7 @@ def _cursor_window_chunks(claims: list[SessionClaims], chunk_events: int) -> Ite
     sizes = [c.tree_size for c in claims]
     params = {"ids": ids, "longest": max(sizes, default=0)}
     if connection.queries_logged:
-        connection.queries_log.append({"sql": f"{_SELECT_WINDOW} -- {len(ids)} sessions", "time": "0.000"})
+        connection.queries_log.append({"sql": f"{SELECT_WINDOW} -- {len(ids)} sessions", "time": "0.000"})
     position = 0  # sessions announced so far
     wanted = [session_id.encode("ascii") for session_id in ids]
     with nullcontext() if connection.in_atomic_block else transaction.atomic():
@@ -812,7 +812,7 @@ def _cursor_window_chunks(claims: list[SessionClaims], chunk_events: int) -> Ite
         with connection.connection.cursor(name=f"audit_walk_{next(_CURSOR_NUMBERS)}", binary=True) as rows:
             rows.adapters.register_loader("text", ByteaBinaryLoader)
             rows.adapters.register_loader("varchar", ByteaBinaryLoader)
-            rows.execute(_SELECT_WINDOW, params)
+            rows.execute(SELECT_WINDOW, params)
             current, size = None, 0
             for fetched in fetched_ahead(rows, max(FETCH_ROWS, chunk_events)):
                 for session_id, group in itertools.groupby(fetched, _FIRST):

@@ -146,7 +146,7 @@ def best_read_floor(account, window, *, ahead: bool) -> tuple[float, str]:
 
     from audit.merkle import MerkleAccumulator
     from audit.models import Session
-    from audit.walk import fetched_ahead
+    from audit.walk import SELECT_WINDOW, fetched_ahead
     from verifier.period import period_leaf_hash
 
     started = time.perf_counter()
@@ -156,12 +156,7 @@ def best_read_floor(account, window, *, ahead: bool) -> tuple[float, str]:
         .values_list("id", "tree_size")
     )
     ids, sizes = zip(*rows, strict=True)
-    # the walk's own statement (``audit.walk._SELECT_WINDOW``): the index returns the rows in order; every session
-    # here is complete, so ``seq < longest`` already bounds each one at its size
-    sql = (
-        "SELECT session_id, canonical FROM audit_auditevent WHERE session_id = ANY(%s::text[]) AND seq < %s "
-        "ORDER BY session_id, seq"
-    )
+    # the walk's own statement: every session here is complete, so ``seq < longest`` already bounds each one
     period = MerkleAccumulator()
     sha256 = hashlib.sha256
     current, accumulator, size = None, None, 0
@@ -169,9 +164,9 @@ def best_read_floor(account, window, *, ahead: bool) -> tuple[float, str]:
         connection.ensure_connection()
         with connection.connection.cursor(name="period_best_read_floor", binary=True) as cursor:
             cursor.adapters.register_loader("text", ByteaBinaryLoader)
-            cursor.execute(sql, (list(ids), max(sizes)))
+            cursor.execute(SELECT_WINDOW, {"ids": list(ids), "longest": max(sizes)})
             for fetched in fetched_ahead(cursor, common.FETCH_ROWS) if ahead else common.plain_batches(cursor):
-                for session_id, row in fetched:
+                for session_id, _seq, row in fetched:
                     if session_id != current:
                         if current is not None:
                             period.append(period_leaf_hash(current, size, accumulator.root().hex()))
